@@ -1,0 +1,1 @@
+"""The portal: Meet Now, calendar rooms and web-conferencing accounts for companies."""

@@ -1,0 +1,92 @@
+"""The demo company: Acme, 30 people in 5 departments, one admin; created once, then kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from portal.accounts.models import ADMIN, MEMBER, Company, User
+from portal.accounts.passwords import hash_password
+from portal.db import UNSCOPED, Database
+from portal.settings import Settings
+
+DEMO_SLUG = "acme"
+DEMO_PASSWORD = "acme-demo-portal"  # noqa: S105  (printed by `make run`; a demo on 127.0.0.1)
+DOMAIN = "acme.example"
+
+# (name, title, department, time zone); the first is the admin.
+PEOPLE = [
+    ("Ada Lovelace", "Head of Operations", "Operations", "Europe/London"),
+    ("Grace Hopper", "VP Engineering", "Engineering", "America/New_York"),
+    ("Alan Turing", "Principal Engineer", "Engineering", "Europe/London"),
+    ("Katherine Johnson", "Staff Engineer", "Engineering", "America/Chicago"),
+    ("Linus Berg", "Backend Engineer", "Engineering", "Europe/Stockholm"),
+    ("Mei Tanaka", "Frontend Engineer", "Engineering", "Asia/Tokyo"),
+    ("Ravi Iyer", "Site Reliability Engineer", "Engineering", "Asia/Kolkata"),
+    ("Sofia Rossi", "QA Engineer", "Engineering", "Europe/Rome"),
+    ("Omar Haddad", "Engineering Manager", "Engineering", "Asia/Dubai"),
+    ("Chloé Martin", "Head of Sales", "Sales", "Europe/Paris"),
+    ("Diego Fernández", "Account Executive", "Sales", "America/Mexico_City"),
+    ("Hannah Schmidt", "Account Executive", "Sales", "Europe/Berlin"),
+    ("Jamal Carter", "Sales Engineer", "Sales", "America/Los_Angeles"),
+    ("Priya Nair", "Sales Development Rep", "Sales", "Asia/Singapore"),
+    ("Tom O'Brien", "Customer Success Manager", "Sales", "Europe/Dublin"),
+    ("Lucía Gómez", "Marketing Director", "Marketing", "Europe/Madrid"),
+    ("Noah Williams", "Content Lead", "Marketing", "America/Denver"),
+    ("Amara Okafor", "Designer", "Marketing", "Africa/Lagos"),
+    ("Ethan Clarke", "Growth Marketer", "Marketing", "Australia/Sydney"),
+    ("Ingrid Larsen", "Events Manager", "Marketing", "Europe/Oslo"),
+    ("Wei Zhang", "Product Manager", "Product", "Asia/Shanghai"),
+    ("Fatima Zahra", "Product Manager", "Product", "Africa/Casablanca"),
+    ("Lukas Novak", "UX Researcher", "Product", "Europe/Prague"),
+    ("Isabela Costa", "Product Designer", "Product", "America/Sao_Paulo"),
+    ("Kenji Watanabe", "Product Analyst", "Product", "Asia/Tokyo"),
+    ("Olivia Brown", "Finance Manager", "Operations", "America/Toronto"),
+    ("Mateo Silva", "IT Administrator", "Operations", "America/Bogota"),
+    ("Zoe Papadopoulos", "People Partner", "Operations", "Europe/Athens"),
+    ("Samuel Mensah", "Office Manager", "Operations", "Africa/Accra"),
+    ("Nora Kowalski", "Legal Counsel", "Operations", "Europe/Warsaw"),
+]
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    company: Company
+    admin_email: str
+    created: bool
+
+
+def demo_email(name: str) -> str:
+    ascii_name = name.lower().replace("'", "").translate(str.maketrans("éíóúáç", "eiouac"))
+    return ".".join(ascii_name.split()) + f"@{DOMAIN}"
+
+
+async def ensure_demo_company(db: Database, settings: Settings) -> DemoCompany:
+    """Create Acme and its people unless they exist; existing data is never changed."""
+    admin_email = demo_email(PEOPLE[0][0])
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        company = (await session.execute(select(Company).where(Company.slug == DEMO_SLUG))).scalar_one_or_none()
+        if company is not None:
+            return DemoCompany(company, admin_email, created=False)
+        company = Company(name="Acme", slug=DEMO_SLUG, default_time_zone="Europe/London")
+        session.add(company)
+        await session.flush()
+        # One hash for everyone: 30 Argon2 hashes would slow the first `make run` for nothing.
+        password_hash = await hash_password(settings.password_hasher, DEMO_PASSWORD)
+        for index, (name, title, department, zone) in enumerate(PEOPLE):
+            session.add(
+                User(
+                    company_id=company.id or 0,
+                    email=demo_email(name),
+                    display_name=name,
+                    title=title,
+                    department=department,
+                    phone=f"+1 415 555 {100 + index:04d}",
+                    time_zone=zone,
+                    role=ADMIN if index == 0 else MEMBER,
+                    password_hash=password_hash,
+                )
+            )
+        await session.commit()
+    return DemoCompany(company, admin_email, created=True)

@@ -1,0 +1,65 @@
+"""Companies and the people in them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from portal.db import TenantScoped, UTCDateTime, utcnow
+
+ADMIN = "admin"
+MEMBER = "member"
+ROLES = (ADMIN, MEMBER)
+
+NAME_MAX = 100
+EMAIL_MAX = 254
+PHONE_MAX = 40
+
+
+class Company(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=NAME_MAX)
+    slug: str = Field(max_length=60, unique=True)
+    default_time_zone: str = Field(default="UTC", max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class User(TenantScoped, SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("company_id", "email", name="uq_user_company_email"),
+        Index("ix_user_email", "email"),
+        Index("ix_user_company_name", "company_id", "display_name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    # Stored lower-cased: one address, one person, whatever case it is typed in.
+    email: str = Field(max_length=EMAIL_MAX)
+    display_name: str = Field(max_length=NAME_MAX)
+    title: str = Field(default="", max_length=NAME_MAX)
+    department: str = Field(default="", max_length=NAME_MAX)
+    phone: str = Field(default="", max_length=PHONE_MAX)
+    time_zone: str = Field(default="UTC", max_length=64)
+    role: str = Field(default=MEMBER, max_length=16)
+    active: bool = Field(default=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    # Kept in the signed session cookie; raising it signs the person out everywhere.
+    session_version: int = Field(default=1)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Consecutive failed sign-ins per email address, across companies."""
+
+    __tablename__ = "login_throttle"
+
+    email: str = Field(primary_key=True, max_length=EMAIL_MAX)
+    failures: int = Field(default=0)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

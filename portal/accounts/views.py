@@ -1,0 +1,153 @@
+"""Signing in and out, setting passwords, and a person's own Account Settings."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portal.accounts import services
+from portal.accounts.forms import clean_profile, time_zones
+from portal.accounts.tokens import InvalidLink
+from portal.htmx import render
+from portal.web import (
+    company_of,
+    database_of,
+    db_session,
+    flash,
+    form_data,
+    login_required,
+    redirect,
+    settings_of,
+    start_session,
+    viewer,
+)
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only paths on this site: "//evil.example" and "/\\evil.example" are other sites to a browser.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
+
+
+async def sign_in(request: Request) -> Response:
+    next_url = _safe_next(request.query_params.get("next"))
+    if request.method == "GET":
+        if request.session.get("uid"):
+            return redirect(next_url or str(request.url_for("home")))
+        return render(request, "accounts/sign_in.html", {"email": "", "next": next_url})
+    data = await form_data(request)
+    next_url = _safe_next(data.get("next"))
+    company_choice = data.get("company_id", "")
+    result = await services.sign_in(
+        database_of(request),
+        settings_of(request).password_hasher,
+        data.get("email", ""),
+        data.get("password", ""),
+        int(company_choice) if company_choice.isdigit() else None,
+    )
+    if result.user is None:
+        context = {
+            "email": data.get("email", ""),
+            "next": next_url,
+            "error": result.error,
+            "companies": result.companies,
+        }
+        return render(request, "accounts/sign_in.html", context, status_code=200 if result.companies else 400)
+    start_session(request, result.user)
+    return redirect(next_url or str(request.url_for("home")))
+
+
+async def sign_out(request: Request) -> Response:
+    user_id = request.session.get("uid")
+    company_id = request.session.get("cid")
+    if isinstance(user_id, int) and isinstance(company_id, int):
+        await services.end_sessions(database_of(request), company_id, user_id)
+    request.session.clear()
+    flash(request, "You are signed out.")
+    return redirect(str(request.url_for("accounts.sign_in")))
+
+
+async def forgot_password(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "accounts/forgot_password.html", {"email": ""})
+    data = await form_data(request)
+    await services.request_password_reset(database_of(request), settings_of(request), data.get("email", ""))
+    flash(
+        request,
+        "If that address belongs to an active account, a link to choose a new password "
+        "is on its way. It expires in "
+        f"{settings_of(request).set_password_link_hours} hours.",
+    )
+    return redirect(str(request.url_for("accounts.sign_in")))
+
+
+async def set_password(request: Request) -> Response:
+    token = request.path_params["token"]
+    db, settings = database_of(request), settings_of(request)
+    try:
+        if request.method == "GET":
+            user = await services.user_for_link(db, settings, token)
+            return render(request, "accounts/set_password.html", {"person": user, "errors": {}})
+        data = await form_data(request)
+        user = await services.set_password_from_link(
+            db, settings, token, data.get("new_password", ""), data.get("confirm_password", "")
+        )
+    except InvalidLink as error:
+        return render(request, "accounts/set_password.html", {"link_error": str(error)}, status_code=400)
+    except services.FormErrors as error:
+        user = await services.user_for_link(db, settings, token)
+        return render(
+            request, "accounts/set_password.html", {"person": user, "errors": error.errors}, status_code=400
+        )
+    start_session(request, user)
+    flash(request, "Your password is set. Welcome!", "success")
+    return redirect(str(request.url_for("home")))
+
+
+def _profile_context(request: Request, **extra: object) -> dict[str, object]:
+    user = viewer(request)
+    values = {"display_name": user.display_name, "title": user.title, "phone": user.phone, "time_zone": user.time_zone}
+    return {"time_zones": time_zones(), "values": values, "profile_errors": {}, "password_errors": {}, **extra}
+
+
+@login_required
+async def profile(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "accounts/profile.html", _profile_context(request))
+    data = await form_data(request)
+    cleaned, errors = clean_profile(data, default_tz=company_of(request).default_time_zone)
+    if errors:
+        return render(
+            request,
+            "accounts/profile.html",
+            _profile_context(request, profile_errors=errors, values=data),
+            status_code=400,
+        )
+    await services.update_profile(db_session(request), viewer(request), cleaned)
+    flash(request, "Your profile is saved.", "success")
+    return redirect(str(request.url_for("accounts.profile")))
+
+
+@login_required
+async def change_password(request: Request) -> Response:
+    data = await form_data(request)
+    try:
+        await services.change_password(
+            db_session(request),
+            settings_of(request).password_hasher,
+            viewer(request),
+            data.get("current_password", ""),
+            data.get("new_password", ""),
+            data.get("confirm_password", ""),
+        )
+    except services.FormErrors as error:
+        return render(
+            request,
+            "accounts/profile.html",
+            _profile_context(request, password_errors=error.errors),
+            status_code=400,
+        )
+    start_session(request, viewer(request))
+    flash(request, "Your password is changed. Other browsers where you were signed in are signed out.", "success")
+    return redirect(str(request.url_for("accounts.profile")))

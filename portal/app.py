@@ -1,0 +1,134 @@
+"""create_app(settings): the routes, the middleware and the app's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jinja2_fragments.starlette import Jinja2Blocks
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from portal import migrate
+from portal.accounts import setup_views
+from portal.accounts import views as accounts
+from portal.db import Database
+from portal.directory import views as directory
+from portal.htmx import is_htmx
+from portal.security import CSRFMiddleware, SecurityHeadersMiddleware, csrf_token
+from portal.settings import Settings
+from portal.web import take_flashes
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "portal_session"
+SESSION_DAYS = 14
+
+GET_POST = ["GET", "POST"]
+
+routes = [
+    Route("/", directory.home, name="home"),
+    Route("/signin", accounts.sign_in, methods=GET_POST, name="accounts.sign_in"),
+    Route("/signout", accounts.sign_out, methods=["POST"], name="accounts.sign_out"),
+    Route("/forgot-password", accounts.forgot_password, methods=GET_POST, name="accounts.forgot_password"),
+    Route("/set-password/{token}", accounts.set_password, methods=GET_POST, name="accounts.set_password"),
+    Route("/settings/profile", accounts.profile, methods=GET_POST, name="accounts.profile"),
+    Route("/settings/password", accounts.change_password, methods=["POST"], name="accounts.change_password"),
+    Route("/people", directory.people, name="directory.people"),
+    Route("/setup", setup_views.setup_home, name="setup.home"),
+    Route("/setup/users", setup_views.users, name="setup.users"),
+    Route("/setup/users/new", setup_views.user_new, methods=GET_POST, name="setup.user_new"),
+    Route("/setup/users/import", setup_views.users_import, methods=GET_POST, name="setup.users_import"),
+    Route("/setup/users/{user_id}", setup_views.user_edit, methods=GET_POST, name="setup.user_edit"),
+    Route(
+        "/setup/users/{user_id}/deactivate",
+        setup_views.user_deactivate,
+        methods=["POST"],
+        name="setup.user_deactivate",
+    ),
+    Route(
+        "/setup/users/{user_id}/reactivate",
+        setup_views.user_reactivate,
+        methods=["POST"],
+        name="setup.user_reactivate",
+    ),
+    Route("/setup/users/{user_id}/resend", setup_views.user_resend, methods=["POST"], name="setup.user_resend"),
+]
+
+
+def _templates(settings: Settings) -> Jinja2Blocks:
+    def page_context(request: Request) -> dict[str, Any]:
+        state = request.scope.get("state", {})
+        return {
+            "current_user": state.get("user"),
+            "company": state.get("company"),
+            "csrf_token": lambda: csrf_token(str(settings.secret_key), request.session),
+            "get_flashes": lambda: take_flashes(request),
+        }
+
+    templates = Jinja2Blocks(directory=str(settings.templates_dir), context_processors=[page_context])
+    templates.env.globals["static_version"] = "1"
+    return templates
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "This page does not exist, or you don't have access to it.", 405: "That is not allowed here."}
+    detail = exc.detail if exc.detail and exc.detail not in {"Not Found", "Forbidden"} else None
+    message = detail or messages.get(exc.status_code, "Something is wrong with this request.")
+    if is_htmx(request):
+        return PlainTextResponse(message, status_code=exc.status_code)
+    templates: Jinja2Blocks = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "errors/error.html", {"status": exc.status_code, "message": message}, status_code=exc.status_code
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return PlainTextResponse(
+        "Something went wrong on our side; nothing you did caused it. Try again in a moment.", status_code=500
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The portal as an ASGI app, built from `settings` (tests pass their own)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await run_in_threadpool(migrate.upgrade, settings.database_url)
+        yield
+        await app.state.db.dispose()
+
+    app = Starlette(
+        routes=[*routes, Mount("/static", StaticFiles(directory=settings.static_dir), name="static")],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, https=settings.https),
+            Middleware(
+                SessionMiddleware,
+                secret_key=str(settings.secret_key),
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_DAYS * 24 * 3600,
+                same_site="lax",
+                https_only=settings.https,
+            ),
+            Middleware(CSRFMiddleware, secret=str(settings.secret_key), base_url=settings.base_url),
+        ],
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.database_url)
+    app.state.templates = _templates(settings)
+    app.state.session_cookie = SESSION_COOKIE
+    return app

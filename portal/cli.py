@@ -1,0 +1,170 @@
+"""The `portal` command: serve, db upgrade, create-company, create-user, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import re
+import sys
+
+import uvicorn
+from sqlalchemy import select
+
+from portal import migrate
+from portal.accounts import services
+from portal.accounts.demo import DEMO_PASSWORD, ensure_demo_company
+from portal.accounts.forms import clean_person, is_time_zone
+from portal.accounts.models import ADMIN, MEMBER, Company
+from portal.db import UNSCOPED, Database
+from portal.settings import Settings, SettingsError
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    uvicorn.run(
+        "portal.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+    )
+
+
+async def _create_company(settings: Settings, name: str, slug: str | None, time_zone: str) -> str:
+    slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not slug:
+        raise ValueError("give the company a --slug made of letters and digits")
+    if not is_time_zone(time_zone):
+        raise ValueError(f"{time_zone!r} is not a time zone; use an IANA name such as Europe/Paris")
+    db = Database(settings.database_url)
+    try:
+        async with db.session(company_id=UNSCOPED, write=True) as session:
+            if (await session.execute(select(Company).where(Company.slug == slug))).first():
+                raise ValueError(f"a company with slug {slug!r} already exists")
+            company = await services.create_company(session, name.strip(), slug, time_zone)
+            await session.commit()
+            return f"created company {company.name} (slug {company.slug}, id {company.id})"
+    finally:
+        await db.dispose()
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace, password: str | None) -> str:
+    db = Database(settings.database_url)
+    try:
+        async with db.session(company_id=UNSCOPED) as session:
+            company = (await session.execute(select(Company).where(Company.slug == args.company))).scalar_one_or_none()
+        if company is None:
+            raise ValueError(f"no company with slug {args.company!r}")
+        values = {
+            "display_name": args.name, "email": args.email, "title": args.title, "department": args.department,
+            "phone": args.phone, "time_zone": args.time_zone or company.default_time_zone,
+            "role": ADMIN if args.admin else MEMBER,
+        }
+        person, errors = clean_person(values, default_tz=company.default_time_zone)
+        if errors:
+            raise ValueError("; ".join(errors.values()))
+        async with db.session(company_id=company.id, write=True) as session:
+            user = await services.create_user(session, settings.password_hasher, company, person, password)
+            await session.commit()
+        role = "admin" if user.is_admin else "member"
+        return f"created {role} {user.display_name} <{user.email}> in {company.name}"
+    finally:
+        await db.dispose()
+
+
+async def _seed_demo(settings: Settings) -> None:
+    db = Database(settings.database_url)
+    try:
+        demo = await ensure_demo_company(db, settings)
+    finally:
+        await db.dispose()
+    state = "created" if demo.created else "kept from the last run"
+    mail = (
+        f"Email goes out through {settings.smtp.host}."
+        if settings.smtp.configured
+        else "No mail server is configured: emails are kept in the outbox database table and logged."
+    )
+    print(
+        f"\n  Demo company {demo.company.name} ({state}).\n"
+        f"  Sign in at {settings.base_url}/signin as {demo.admin_email} "
+        f"with password {DEMO_PASSWORD}\n"
+        f"  (every demo person has the same password).\n  {mail}\n",
+        flush=True,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description="The collaboration portal.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the portal over HTTP")
+    demo = commands.add_parser("demo", help="migrate, create the demo company if missing, and serve")
+    for command in (serve, demo):
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=8000)
+        command.add_argument("--workers", type=int, default=1)
+    demo.add_argument("--no-serve", action="store_true", help="only migrate and create the demo data")
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    company = commands.add_parser("create-company", help="add a company")
+    company.add_argument("name")
+    company.add_argument("--slug")
+    company.add_argument("--time-zone", default="UTC")
+    user = commands.add_parser("create-user", help="add a person to a company")
+    user.add_argument("--company", required=True, help="the company's slug")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument("--title", default="")
+    user.add_argument("--department", default="")
+    user.add_argument("--phone", default="")
+    user.add_argument("--time-zone", default="")
+    user.add_argument("--admin", action="store_true", help="make the person a company admin")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user.add_argument("--no-password", action="store_true", help="leave the password unset")
+    return parser
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.no_password:
+        return None
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password again: "):
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "db":
+            migrate.upgrade(settings.database_url)
+            print("database is up to date")
+        elif args.command == "create-company":
+            if settings.migrate_on_start:
+                migrate.upgrade(settings.database_url)
+            print(asyncio.run(_create_company(settings, args.name, args.slug, args.time_zone)))
+        elif args.command == "create-user":
+            password = _read_password(args)
+            print(asyncio.run(_create_user(settings, args, password)))
+        elif args.command == "demo":
+            migrate.upgrade(settings.database_url)
+            asyncio.run(_seed_demo(settings))
+            if not args.no_serve:
+                _serve(settings, args.host, args.port, args.workers)
+        else:
+            _serve(settings, args.host, args.port, args.workers)
+    except (SettingsError, ValueError, services.FormErrors) as error:
+        message = "; ".join(error.errors.values()) if isinstance(error, services.FormErrors) else str(error)
+        print(f"portal: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

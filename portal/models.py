@@ -1,0 +1,6 @@
+"""Imports every domain's tables so that the metadata (and Alembic) knows them all."""
+
+from portal.accounts.models import Company, LoginThrottle, User
+from portal.mail.models import OutboxMessage
+
+__all__ = ["Company", "LoginThrottle", "OutboxMessage", "User"]

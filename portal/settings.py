@@ -1,0 +1,116 @@
+"""Every setting in one place, read from the environment with safe defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pwdlib import PasswordHash
+from starlette.datastructures import Secret
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str | None = None
+    port: int = 587
+    username: str | None = None
+    password: Secret | None = None
+    # "starttls", "tls" (implicit, usually port 465) or "none"
+    tls: str = "starttls"
+    mail_from: str = "Portal <portal@localhost>"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: Secret
+    base_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = DEFAULT_DATA_DIR
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    # Runs `alembic upgrade head` at start; on for the embedded default, a release step in production.
+    migrate_on_start: bool = False
+    password_hasher: PasswordHash = field(default_factory=PasswordHash.recommended)
+    set_password_link_hours: int = 72
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    static_dir: Path = PROJECT_ROOT / "static"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read settings from PORTAL_* variables; the embedded default needs none of them."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("PORTAL_DATA_DIR", str(DEFAULT_DATA_DIR)))
+        database_url = env.get("PORTAL_DATABASE_URL") or f"sqlite:///{data_dir / 'portal.db'}"
+        embedded = database_url.startswith("sqlite")
+        secret = env.get("PORTAL_SECRET_KEY")
+        if not secret:
+            if not embedded:
+                raise SettingsError(
+                    "PORTAL_SECRET_KEY is required with a PostgreSQL database "
+                    "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            secret = _embedded_secret(data_dir)
+        if len(secret) < 32:
+            raise SettingsError("PORTAL_SECRET_KEY must be at least 32 characters long")
+        smtp_password = env.get("PORTAL_SMTP_PASSWORD")
+        tls = env.get("PORTAL_SMTP_TLS", "starttls").lower()
+        if tls not in {"starttls", "tls", "none"}:
+            raise SettingsError("PORTAL_SMTP_TLS must be one of starttls, tls, none")
+        return cls(
+            database_url=database_url,
+            secret_key=Secret(secret),
+            base_url=env.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            data_dir=data_dir,
+            smtp=SmtpSettings(
+                host=env.get("PORTAL_SMTP_HOST") or None,
+                port=int(env.get("PORTAL_SMTP_PORT", "465" if tls == "tls" else "587")),
+                username=env.get("PORTAL_SMTP_USERNAME") or None,
+                password=Secret(smtp_password) if smtp_password else None,
+                tls=tls,
+                mail_from=env.get("PORTAL_MAIL_FROM", "Portal <portal@localhost>"),
+            ),
+            migrate_on_start=_flag(env.get("PORTAL_MIGRATE_ON_START"), default=embedded),
+        )
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _embedded_secret(data_dir: Path) -> str:
+    """Generate the secret key once and keep it beside the embedded database."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not each write their own key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
