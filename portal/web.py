@@ -23,6 +23,8 @@ SESSION_COMPANY = "cid"
 SESSION_VERSION = "sv"
 FLASHES = "flash"
 
+MAX_ID = 2**31 - 1
+
 View = Callable[[Request], Awaitable[Response]]
 
 
@@ -127,9 +129,13 @@ def int_param(request: Request, name: str) -> int:
     """A path parameter as an id; anything else is simply not found."""
     value: Any = request.path_params.get(name)
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise HTTPException(404) from None
+    # Ids are 32-bit integer columns; a larger number would be a database error, not a 404.
+    if not 0 < number <= MAX_ID:
+        raise HTTPException(404)
+    return number
 
 
 async def form_data(request: Request) -> dict[str, str]:

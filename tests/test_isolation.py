@@ -1,0 +1,70 @@
+"""Companies never see each other's data: every route with an id, walked with another company's ids."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from portal.accounts.models import Company, User
+from portal.app import routes
+from portal.db import Database
+from tests.conftest import PortalClient, make_company, make_user
+
+# Path parameters that are not ids of a company's rows, with why.
+NOT_IDS = {"token"}  # a signed link: checked by signature, tested in test_set_password
+
+
+async def test_every_route_answers_404_to_another_companys_ids(
+    admin_client: PortalClient, db: Database, acme: Company, member: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    victim = await make_user(db, globex, "victim@globex.example", admin=True)
+    ids = {"user_id": victim.id}
+    walked = 0
+    for route in routes:
+        assert isinstance(route, Route)
+        params = set(route.param_convertors) - NOT_IDS
+        if not params:
+            continue
+        missing = params - ids.keys()
+        assert not missing, f"{route.path}: add its {missing} to this test"
+        path = route.path.format(**{name: ids[name] for name in params})
+        for method in sorted(route.methods or {"GET"}):
+            if method == "HEAD":
+                continue
+            if method == "GET":
+                response = await admin_client.get(path)
+            else:
+                response = await admin_client.post(path, {"display_name": "Hacked", "email": "x@acme.example"})
+            assert response.status_code == 404, (method, path, response.status_code)
+            assert "victim" not in response.text.lower()
+            walked += 1
+    assert walked >= 5
+    async with db.session(company_id=globex.id) as session:
+        stored = await session.get(User, victim.id)
+    assert stored is not None and stored.active and stored.display_name != "Hacked"
+
+
+async def test_lists_and_search_show_only_the_viewers_company(
+    admin_client: PortalClient, db: Database, member: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    await make_user(db, globex, "bob@globex.example", name="Bob Other", department="Sales")
+    for path in ("/people?q=bob", "/people?department=Sales", "/setup/users?q=bob", "/setup/users"):
+        page = await admin_client.get(path)
+        assert "Bob Member" in page.text or "bob@acme" in page.text, path
+        assert "Bob Other" not in page.text and "globex" not in page.text.lower(), path
+
+
+async def test_a_person_signed_in_to_one_company_cannot_open_a_link_to_anothers_setup(
+    client: PortalClient, db: Database, acme: Company
+) -> None:
+    globex = await make_company(db, "Globex")
+    outsider = await make_user(db, globex, "eve@globex.example", admin=True)
+    target = await make_user(db, acme, "target@acme.example")
+    await client.sign_in(outsider.email)
+    assert (await client.get(f"/setup/users/{target.id}")).status_code == 404
+    response = await client.post(f"/setup/users/{target.id}/deactivate")
+    assert response.status_code == 404
+    async with db.session(company_id=acme.id) as session:
+        stored = await session.get(User, target.id)
+    assert stored is not None and stored.active
