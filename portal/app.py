@@ -24,6 +24,8 @@ from portal.accounts import views as accounts
 from portal.db import Database
 from portal.directory import views as directory
 from portal.htmx import is_htmx
+from portal.jobs import InProcessRunner, mail_sender
+from portal.mail import views as mail
 from portal.security import CSRFMiddleware, SecurityHeadersMiddleware, csrf_token
 from portal.settings import Settings
 from portal.web import take_flashes
@@ -39,16 +41,35 @@ routes = [
     Route("/", directory.home, name="home"),
     Route("/signin", accounts.sign_in, methods=GET_POST, name="accounts.sign_in"),
     Route("/signout", accounts.sign_out, methods=["POST"], name="accounts.sign_out"),
-    Route("/forgot-password", accounts.forgot_password, methods=GET_POST, name="accounts.forgot_password"),
-    Route("/set-password/{token}", accounts.set_password, methods=GET_POST, name="accounts.set_password"),
+    Route(
+        "/forgot-password",
+        accounts.forgot_password,
+        methods=GET_POST,
+        name="accounts.forgot_password",
+    ),
+    Route(
+        "/set-password/{token}",
+        accounts.set_password,
+        methods=GET_POST,
+        name="accounts.set_password",
+    ),
     Route("/settings/profile", accounts.profile, methods=GET_POST, name="accounts.profile"),
-    Route("/settings/password", accounts.change_password, methods=["POST"], name="accounts.change_password"),
+    Route(
+        "/settings/password",
+        accounts.change_password,
+        methods=["POST"],
+        name="accounts.change_password",
+    ),
     Route("/people", directory.people, name="directory.people"),
     Route("/setup", setup_views.setup_home, name="setup.home"),
     Route("/setup/users", setup_views.users, name="setup.users"),
     Route("/setup/users/new", setup_views.user_new, methods=GET_POST, name="setup.user_new"),
-    Route("/setup/users/import", setup_views.users_import, methods=GET_POST, name="setup.users_import"),
-    Route("/setup/users/{user_id}", setup_views.user_edit, methods=GET_POST, name="setup.user_edit"),
+    Route(
+        "/setup/users/import", setup_views.users_import, methods=GET_POST, name="setup.users_import"
+    ),
+    Route(
+        "/setup/users/{user_id}", setup_views.user_edit, methods=GET_POST, name="setup.user_edit"
+    ),
     Route(
         "/setup/users/{user_id}/deactivate",
         setup_views.user_deactivate,
@@ -61,7 +82,23 @@ routes = [
         methods=["POST"],
         name="setup.user_reactivate",
     ),
-    Route("/setup/users/{user_id}/resend", setup_views.user_resend, methods=["POST"], name="setup.user_resend"),
+    Route(
+        "/setup/users/{user_id}/resend",
+        setup_views.user_resend,
+        methods=["POST"],
+        name="setup.user_resend",
+    ),
+    Route("/setup/outbox", mail.outbox, name="mail.outbox"),
+    Route("/setup/outbox/{message_id}", mail.outbox_message, name="mail.outbox_message"),
+    Route(
+        "/setup/outbox/{message_id}/html", mail.outbox_message_html, name="mail.outbox_message_html"
+    ),
+    Route(
+        "/setup/outbox/{message_id}/retry",
+        mail.outbox_retry,
+        methods=["POST"],
+        name="mail.outbox_retry",
+    ),
 ]
 
 
@@ -75,28 +112,37 @@ def _templates(settings: Settings) -> Jinja2Blocks:
             "get_flashes": lambda: take_flashes(request),
         }
 
-    templates = Jinja2Blocks(directory=str(settings.templates_dir), context_processors=[page_context])
+    templates = Jinja2Blocks(
+        directory=str(settings.templates_dir), context_processors=[page_context]
+    )
     templates.env.globals["static_version"] = "1"
     return templates
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    messages = {404: "This page does not exist, or you don't have access to it.", 405: "That is not allowed here."}
+    messages = {
+        404: "This page does not exist, or you don't have access to it.",
+        405: "That is not allowed here.",
+    }
     detail = exc.detail if exc.detail and exc.detail not in {"Not Found", "Forbidden"} else None
     message = detail or messages.get(exc.status_code, "Something is wrong with this request.")
     if is_htmx(request):
         return PlainTextResponse(message, status_code=exc.status_code)
     templates: Jinja2Blocks = request.app.state.templates
     return templates.TemplateResponse(
-        request, "errors/error.html", {"status": exc.status_code, "message": message}, status_code=exc.status_code
+        request,
+        "errors/error.html",
+        {"status": exc.status_code, "message": message},
+        status_code=exc.status_code,
     )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return PlainTextResponse(
-        "Something went wrong on our side; nothing you did caused it. Try again in a moment.", status_code=500
+        "Something went wrong on our side; nothing you did caused it. Try again in a moment.",
+        status_code=500,
     )
 
 
@@ -107,11 +153,20 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await run_in_threadpool(migrate.upgrade, settings.database_url)
+        sender = mail_sender(settings)
+        if sender is not None:
+            app.state.jobs = InProcessRunner(app.state.db, settings, sender)
+            app.state.jobs.start()
         yield
+        if sender is not None:
+            await app.state.jobs.stop()
         await app.state.db.dispose()
 
     app = Starlette(
-        routes=[*routes, Mount("/static", StaticFiles(directory=settings.static_dir), name="static")],
+        routes=[
+            *routes,
+            Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
+        ],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(

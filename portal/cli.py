@@ -11,6 +11,7 @@ import sys
 
 import uvicorn
 from sqlalchemy import select
+from sqlmodel import col
 
 from portal import migrate
 from portal.accounts import services
@@ -42,7 +43,7 @@ async def _create_company(settings: Settings, name: str, slug: str | None, time_
     db = Database(settings.database_url)
     try:
         async with db.session(company_id=UNSCOPED, write=True) as session:
-            if (await session.execute(select(Company).where(Company.slug == slug))).first():
+            if (await session.execute(select(Company).where(col(Company.slug) == slug))).first():
                 raise ValueError(f"a company with slug {slug!r} already exists")
             company = await services.create_company(session, name.strip(), slug, time_zone)
             await session.commit()
@@ -55,19 +56,27 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password: s
     db = Database(settings.database_url)
     try:
         async with db.session(company_id=UNSCOPED) as session:
-            company = (await session.execute(select(Company).where(Company.slug == args.company))).scalar_one_or_none()
+            company = (
+                await session.execute(select(Company).where(Company.slug == args.company))
+            ).scalar_one_or_none()
         if company is None:
             raise ValueError(f"no company with slug {args.company!r}")
         values = {
-            "display_name": args.name, "email": args.email, "title": args.title, "department": args.department,
-            "phone": args.phone, "time_zone": args.time_zone or company.default_time_zone,
+            "display_name": args.name,
+            "email": args.email,
+            "title": args.title,
+            "department": args.department,
+            "phone": args.phone,
+            "time_zone": args.time_zone or company.default_time_zone,
             "role": ADMIN if args.admin else MEMBER,
         }
         person, errors = clean_person(values, default_tz=company.default_time_zone)
         if errors:
             raise ValueError("; ".join(errors.values()))
         async with db.session(company_id=company.id, write=True) as session:
-            user = await services.create_user(session, settings.password_hasher, company, person, password)
+            user = await services.create_user(
+                session, settings.password_hasher, company, person, password
+            )
             await session.commit()
         role = "admin" if user.is_admin else "member"
         return f"created {role} {user.display_name} <{user.email}> in {company.name}"
@@ -85,7 +94,7 @@ async def _seed_demo(settings: Settings) -> None:
     mail = (
         f"Email goes out through {settings.smtp.host}."
         if settings.smtp.configured
-        else "No mail server is configured: emails are kept in the outbox database table and logged."
+        else "No mail server is configured: emails are kept in the outbox table and logged."
     )
     print(
         f"\n  Demo company {demo.company.name} ({state}).\n"
@@ -100,12 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="The collaboration portal.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the portal over HTTP")
-    demo = commands.add_parser("demo", help="migrate, create the demo company if missing, and serve")
+    demo = commands.add_parser(
+        "demo", help="migrate, create the demo company if missing, and serve"
+    )
     for command in (serve, demo):
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8000)
         command.add_argument("--workers", type=int, default=1)
-    demo.add_argument("--no-serve", action="store_true", help="only migrate and create the demo data")
+    demo.add_argument(
+        "--no-serve", action="store_true", help="only migrate and create the demo data"
+    )
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     company = commands.add_parser("create-company", help="add a company")
@@ -121,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--phone", default="")
     user.add_argument("--time-zone", default="")
     user.add_argument("--admin", action="store_true", help="make the person a company admin")
-    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     user.add_argument("--no-password", action="store_true", help="leave the password unset")
     return parser
 
@@ -160,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _serve(settings, args.host, args.port, args.workers)
     except (SettingsError, ValueError, services.FormErrors) as error:
-        message = "; ".join(error.errors.values()) if isinstance(error, services.FormErrors) else str(error)
+        message = (
+            "; ".join(error.errors.values())
+            if isinstance(error, services.FormErrors)
+            else str(error)
+        )
         print(f"portal: {message}", file=sys.stderr)
         return 2
     return 0

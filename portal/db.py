@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
@@ -33,7 +38,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -79,7 +86,9 @@ def _scope_to_company(state: ORMExecuteState) -> None:
     # able to read `company_id` from the class it is given, and the marker has no column.
     state.statement = state.statement.options(
         *(
-            with_loader_criteria(table, lambda cls: cls.company_id == company_id, include_aliases=True)
+            with_loader_criteria(
+                table, lambda cls: cls.company_id == company_id, include_aliases=True
+            )
             for table in TENANT_TABLES
         )
     )

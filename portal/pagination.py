@@ -49,7 +49,9 @@ def page_number(raw: str | None) -> int:
 
 async def paginate(session: AsyncSession, query: Select[Any], number: int, size: int) -> Page[Any]:
     """Run `query` for one page (clamped to the last one) and count all its rows."""
-    total = (await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+    ).scalar_one()
     number = min(number, max(1, math.ceil(total / size)))
     rows = (await session.execute(query.limit(size).offset((number - 1) * size))).scalars().all()
     return Page(list(rows), number, size, total)

@@ -151,8 +151,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + self.headers
+                headers = list(message.get("headers", []))
+                # A response that sets its own policy (the sandboxed email preview) keeps it.
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [h for h in self.headers if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

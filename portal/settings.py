@@ -40,7 +40,7 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     data_dir: Path = DEFAULT_DATA_DIR
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
-    # Runs `alembic upgrade head` at start; on for the embedded default, a release step in production.
+    # `alembic upgrade head` at start: on for the embedded default; a release step in production.
     migrate_on_start: bool = False
     password_hasher: PasswordHash = field(default_factory=PasswordHash.recommended)
     set_password_link_hours: int = 72
@@ -67,7 +67,7 @@ class Settings:
             if not embedded:
                 raise SettingsError(
                     "PORTAL_SECRET_KEY is required with a PostgreSQL database "
-                    "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                    "(make one: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
                 )
             secret = _embedded_secret(data_dir)
         if len(secret) < 32:

@@ -1,4 +1,4 @@
-"""What every view needs from the request: the signed-in person, their company's session, flashes."""
+"""What every view needs: the signed-in person, their company's database session, flashes."""
 
 from __future__ import annotations
 
@@ -69,7 +69,11 @@ def start_session(request: Request, user: User) -> None:
     """A fresh session for a person who just proved who they are (no fixation)."""
     request.session.clear()
     request.session.update(
-        {SESSION_USER: user.id, SESSION_COMPANY: user.company_id, SESSION_VERSION: user.session_version}
+        {
+            SESSION_USER: user.id,
+            SESSION_COMPANY: user.company_id,
+            SESSION_VERSION: user.session_version,
+        }
     )
 
 
@@ -82,7 +86,9 @@ def _to_sign_in(request: Request, message: str | None) -> Response:
         flash(request, message, "warning")
     target = str(request.url_for("accounts.sign_in"))
     if request.method == "GET" and not is_htmx(request):
-        target += "?" + urlencode({"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")})
+        target += "?" + urlencode(
+            {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+        )
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return redirect(target)
@@ -98,11 +104,17 @@ def login_required(view: View) -> View:
         if not isinstance(user_id, int) or not isinstance(company_id, int):
             cookie_name = request.app.state.session_cookie
             stale = cookie_name in request.cookies and not request.session
-            return _to_sign_in(request, "Your session was not valid; please sign in again." if stale else None)
+            return _to_sign_in(
+                request, "Your session was not valid; please sign in again." if stale else None
+            )
         write = request.method not in SAFE_METHODS
         async with database_of(request).session(company_id=company_id, write=write) as session:
             user = await session.get(User, user_id)
-            if user is None or not user.active or user.session_version != request.session.get(SESSION_VERSION):
+            if (
+                user is None
+                or not user.active
+                or user.session_version != request.session.get(SESSION_VERSION)
+            ):
                 request.session.clear()
                 return _to_sign_in(request, "You have been signed out. Please sign in again.")
             request.state.user = user

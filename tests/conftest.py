@@ -46,7 +46,9 @@ def _postgres_database(admin_url: str) -> Iterator[str]:
     except psycopg.OperationalError as error:
         if os.environ.get("CI"):
             raise RuntimeError(f"CI needs PostgreSQL at {admin_url}: {error}") from error
-        pytest.exit(f"PostgreSQL is not reachable at {admin_url}; skipped the PostgreSQL run", returncode=0)
+        pytest.exit(
+            f"PostgreSQL is not reachable at {admin_url}; skipped the PostgreSQL run", returncode=0
+        )
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -147,7 +149,9 @@ class PortalClient:
         assert self._token
         return self._token
 
-    async def post(self, url: str, data: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+    async def post(
+        self, url: str, data: dict[str, Any] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         form = {"csrf_token": await self.csrf(), **(data or {})}
         response = await self.http.post(url, data=form, **kwargs)
         if response.status_code == 303:
@@ -184,7 +188,9 @@ def new_client(app: Starlette) -> Iterator[Any]:
 
 async def make_company(db: Database, name: str = "Acme", slug: str | None = None) -> Company:
     async with db.session(company_id=UNSCOPED, write=True) as session:
-        company = await services.create_company(session, name, slug or name.lower(), "Europe/London")
+        company = await services.create_company(
+            session, name, slug or name.lower(), "Europe/London"
+        )
         await session.commit()
         return company
 

@@ -1,4 +1,4 @@
-"""Companies never see each other's data: every route with an id, walked with another company's ids."""
+"""Companies never see each other's data: every route with an id, tried with another's ids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from starlette.routing import Route
 from portal.accounts.models import Company, User
 from portal.app import routes
 from portal.db import Database
+from portal.mail.messages import EmailContent
+from portal.mail.outbox import enqueue
+from portal.settings import Settings
 from tests.conftest import PortalClient, make_company, make_user
 
 # Path parameters that are not ids of a company's rows, with why.
@@ -14,11 +17,22 @@ NOT_IDS = {"token"}  # a signed link: checked by signature, tested in test_set_p
 
 
 async def test_every_route_answers_404_to_another_companys_ids(
-    admin_client: PortalClient, db: Database, acme: Company, member: User
+    admin_client: PortalClient, db: Database, acme: Company, member: User, settings: Settings
 ) -> None:
     globex = await make_company(db, "Globex")
     victim = await make_user(db, globex, "victim@globex.example", admin=True)
-    ids = {"user_id": victim.id}
+    async with db.session(company_id=globex.id, write=True) as session:
+        mail = enqueue(
+            session,
+            settings,
+            company_id=globex.id or 0,
+            to_address="victim@globex.example",
+            to_name="Victim",
+            content=EmailContent("victim secret", "t", "h"),
+            template="test",
+        )
+        await session.commit()
+    ids = {"user_id": victim.id, "message_id": mail.id}
     walked = 0
     for route in routes:
         assert isinstance(route, Route)
@@ -34,11 +48,13 @@ async def test_every_route_answers_404_to_another_companys_ids(
             if method == "GET":
                 response = await admin_client.get(path)
             else:
-                response = await admin_client.post(path, {"display_name": "Hacked", "email": "x@acme.example"})
+                response = await admin_client.post(
+                    path, {"display_name": "Hacked", "email": "x@acme.example"}
+                )
             assert response.status_code == 404, (method, path, response.status_code)
             assert "victim" not in response.text.lower()
             walked += 1
-    assert walked >= 5
+    assert walked >= 8
     async with db.session(company_id=globex.id) as session:
         stored = await session.get(User, victim.id)
     assert stored is not None and stored.active and stored.display_name != "Hacked"

@@ -10,7 +10,12 @@ from portal.db import Database
 from portal.settings import Settings
 from tests.conftest import PASSWORD, PortalClient
 
-PERSON = {"display_name": "Mallory", "email": "mallory@acme.example", "time_zone": "UTC", "role": "admin"}
+PERSON = {
+    "display_name": "Mallory",
+    "email": "mallory@acme.example",
+    "time_zone": "UTC",
+    "role": "admin",
+}
 
 
 async def _emails(db: Database, company: Company) -> list[str]:
@@ -22,14 +27,18 @@ async def test_missing_or_wrong_token_is_refused_and_changes_nothing(
     admin_client: PortalClient, db: Database, acme: Company
 ) -> None:
     missing = await admin_client.http.post("/setup/users/new", data=PERSON)
-    wrong = await admin_client.http.post("/setup/users/new", data={**PERSON, "csrf_token": "0" * 64})
+    wrong = await admin_client.http.post(
+        "/setup/users/new", data={**PERSON, "csrf_token": "0" * 64}
+    )
     for response in (missing, wrong):
         assert response.status_code == 403
         assert "This form has expired or did not come from the portal." in response.text
     assert await _emails(db, acme) == ["ada@acme.example"]
 
 
-async def test_htmx_requests_carry_the_token_in_a_header(admin_client: PortalClient, db: Database, acme: Company) -> None:
+async def test_htmx_requests_carry_the_token_in_a_header(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
     page = await admin_client.get("/people")
     assert 'hx-headers=\'{"X-CSRF-Token": "' in page.text
     token = await admin_client.csrf()
@@ -46,15 +55,21 @@ async def test_a_token_from_another_session_does_not_work(
     attacker = new_client()
     await attacker.sign_in(member.email)
     foreign = await attacker.csrf()
-    response = await admin_client.http.post("/setup/users/new", data={**PERSON, "csrf_token": foreign})
+    response = await admin_client.http.post(
+        "/setup/users/new", data={**PERSON, "csrf_token": foreign}
+    )
     assert response.status_code == 403
     assert "mallory@acme.example" not in await _emails(db, acme)
 
 
-async def test_cross_site_requests_are_refused_even_with_a_token(admin_client: PortalClient) -> None:
+async def test_cross_site_requests_are_refused_even_with_a_token(
+    admin_client: PortalClient,
+) -> None:
     token = await admin_client.csrf()
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-        response = await admin_client.http.post("/setup/users/new", data={**PERSON, "csrf_token": token}, headers=headers)
+        response = await admin_client.http.post(
+            "/setup/users/new", data={**PERSON, "csrf_token": token}, headers=headers
+        )
         assert response.status_code == 403
         assert "other sites" in response.text
     same = await admin_client.http.post(
@@ -73,7 +88,11 @@ async def test_sign_in_itself_needs_the_token(client: PortalClient, member: User
 async def test_security_headers_and_cookie_flags(client: PortalClient) -> None:
     response = await client.get("/signin")
     csp = response.headers["content-security-policy"]
-    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert (
+        "default-src 'self'" in csp
+        and "frame-ancestors 'none'" in csp
+        and "object-src 'none'" in csp
+    )
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "same-origin"
     cookie = response.headers["set-cookie"].lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from portal.accounts.models import ADMIN, MEMBER, Company, User
 from portal.accounts.passwords import hash_password
@@ -66,7 +67,9 @@ async def ensure_demo_company(db: Database, settings: Settings) -> DemoCompany:
     """Create Acme and its people unless they exist; existing data is never changed."""
     admin_email = demo_email(PEOPLE[0][0])
     async with db.session(company_id=UNSCOPED, write=True) as session:
-        company = (await session.execute(select(Company).where(Company.slug == DEMO_SLUG))).scalar_one_or_none()
+        company = (
+            await session.execute(select(Company).where(col(Company.slug) == DEMO_SLUG))
+        ).scalar_one_or_none()
         if company is not None:
             return DemoCompany(company, admin_email, created=False)
         company = Company(name="Acme", slug=DEMO_SLUG, default_time_zone="Europe/London")

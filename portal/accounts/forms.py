@@ -23,13 +23,13 @@ class InvalidEmail(ValueError):
 @functools.cache
 def time_zones() -> tuple[str, ...]:
     """IANA zones a person can pick, without the legacy aliases (US/Eastern, Etc/GMT+5...)."""
-    return tuple(
-        sorted(
+    return (
+        *sorted(
             zone
             for zone in zoneinfo.available_timezones()
             if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/"))
-        )
-        + ["UTC"]
+        ),
+        "UTC",
     )
 
 
@@ -56,8 +56,15 @@ def normalize_email(raw: str) -> str:
     return result.normalized.lower()
 
 
-def _clean_text(value: str | None, label: str, errors: dict[str, str], field: str,
-                *, required: bool = False, max_length: int = NAME_MAX) -> str:
+def _clean_text(
+    value: str | None,
+    label: str,
+    errors: dict[str, str],
+    field: str,
+    *,
+    required: bool = False,
+    max_length: int = NAME_MAX,
+) -> str:
     text = " ".join((value or "").split())
     if required and not text:
         errors[field] = f"Enter the {label}."
@@ -87,7 +94,9 @@ class PersonInput:
     role: str
 
 
-def _clean_profile(data: Mapping[str, str], errors: dict[str, str], default_tz: str) -> ProfileInput:
+def _clean_profile(
+    data: Mapping[str, str], errors: dict[str, str], default_tz: str
+) -> ProfileInput:
     name = _clean_text(data.get("display_name"), "name", errors, "display_name", required=True)
     title = _clean_text(data.get("title"), "title", errors, "title")
     phone = (data.get("phone") or "").strip()
@@ -101,7 +110,9 @@ def _clean_profile(data: Mapping[str, str], errors: dict[str, str], default_tz: 
     return ProfileInput(name, title, phone, tz)
 
 
-def clean_profile(data: Mapping[str, str], *, default_tz: str) -> tuple[ProfileInput, dict[str, str]]:
+def clean_profile(
+    data: Mapping[str, str], *, default_tz: str
+) -> tuple[ProfileInput, dict[str, str]]:
     """What a person may change about themselves; errors by field name."""
     errors: dict[str, str] = {}
     return _clean_profile(data, errors, default_tz), errors

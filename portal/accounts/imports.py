@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from portal.accounts.forms import clean_person
 from portal.accounts.models import ADMIN, MEMBER, Company, User
@@ -99,11 +100,15 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
     for line, values in enumerate(lines[1:], start=2):
         if not any(value.strip() for value in values):
             continue
-        rows.append((line, {name: values[i] if i < len(values) else "" for i, name in mapping.items()}))
+        rows.append(
+            (line, {name: values[i] if i < len(values) else "" for i, name in mapping.items()})
+        )
     if not rows:
         raise ImportRefused("The file has a header but no people in it.")
     if len(rows) > MAX_ROWS:
-        raise ImportRefused(f"The file has {len(rows)} people; import at most {MAX_ROWS} at a time.")
+        raise ImportRefused(
+            f"The file has {len(rows)} people; import at most {MAX_ROWS} at a time."
+        )
     return rows
 
 
@@ -112,7 +117,7 @@ async def import_people(
 ) -> ImportReport:
     """Add every valid row and queue its set-password email, all in one transaction."""
     rows = read_rows(data)
-    existing = set((await session.execute(select(User.email))).scalars())
+    existing = set((await session.execute(select(col(User.email)))).scalars())
     seen: set[str] = set()
     report = ImportReport()
     for line, values in rows:
@@ -137,7 +142,9 @@ async def import_people(
         try:
             await session.flush()
             for user in report.taken:
-                queue_password_email(session, settings, company, user, template="set_password", actor=actor)
+                queue_password_email(
+                    session, settings, company, user, template="set_password", actor=actor
+                )
             await session.commit()
         except IntegrityError as error:
             await session.rollback()

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from portal.accounts.forms import InvalidEmail, PersonInput, ProfileInput, normalize_email
 from portal.accounts.models import ADMIN, Company, LoginThrottle, User
@@ -66,17 +67,19 @@ async def _seconds_locked(session: AsyncSession, email: str) -> float:
 
 async def _record_failure(session: AsyncSession, email: str) -> float:
     """Count a failed try; from the fifth in a row on, each try waits twice as long as the last."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(LoginThrottle).values(email=email, failures=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=["email"], set_={"failures": LoginThrottle.failures + 1}
-    ).returning(LoginThrottle.failures)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = insert(LoginThrottle).values(email=email, failures=1)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["email"], set_={"failures": col(LoginThrottle.failures) + 1}
+    ).returning(col(LoginThrottle.failures))
     failures = (await session.execute(statement)).scalar_one()
     if failures < THROTTLE_AFTER:
         return 0
     wait = min(THROTTLE_FIRST_WAIT * 2 ** (failures - THROTTLE_AFTER), THROTTLE_LONGEST_WAIT)
     await session.execute(
-        update(LoginThrottle).where(LoginThrottle.email == email).values(locked_until=utcnow() + wait)
+        update(LoginThrottle)
+        .where(col(LoginThrottle.email) == email)
+        .values(locked_until=utcnow() + wait)
     )
     return wait.total_seconds()
 
@@ -98,9 +101,12 @@ async def sign_in(
                 error=f"Too many failed sign-in attempts for {email}. "
                 f"Try again in {_wait_text(wait)}."
             )
-        candidates = list((await session.execute(select(User).where(User.email == email))).scalars())
+        candidates = list(
+            (await session.execute(select(User).where(col(User.email) == email))).scalars()
+        )
     matches: list[tuple[User, str | None]] = []
-    for user in candidates or [None]:
+    to_check: list[User | None] = list(candidates) or [None]
+    for user in to_check:
         ok, new_hash = await verify_password(hasher, password, user.password_hash if user else None)
         if ok and user is not None:
             matches.append((user, new_hash))
@@ -110,7 +116,9 @@ async def sign_in(
             await session.commit()
             message = "Wrong email or password."
             if wait:
-                message += f" Too many failed attempts: wait {_wait_text(wait)} before trying again."
+                message += (
+                    f" Too many failed attempts: wait {_wait_text(wait)} before trying again."
+                )
             return SignInResult(error=message)
         active = [(u, h) for u, h in matches if u.active]
         if not active:
@@ -121,22 +129,33 @@ async def sign_in(
             active = [(u, h) for u, h in active if u.company_id == company_id] or active
         if len(active) > 1:
             ids = [u.company_id for u, _ in active]
-            companies = (await session.execute(select(Company).where(Company.id.in_(ids)))).scalars()
+            companies = (
+                await session.execute(select(Company).where(col(Company.id).in_(ids)))
+            ).scalars()
             return SignInResult(companies=sorted(companies, key=lambda c: c.name))
         user, new_hash = active[0]
         await session.execute(
-            update(LoginThrottle).where(LoginThrottle.email == email).values(failures=0, locked_until=None)
+            update(LoginThrottle)
+            .where(col(LoginThrottle.email) == email)
+            .values(failures=0, locked_until=None)
         )
         if new_hash:
-            await session.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+            await session.execute(
+                update(User).where(col(User.id) == user.id).values(password_hash=new_hash)
+            )
             user.password_hash = new_hash
         await session.commit()
     return SignInResult(user=user)
 
 
 def queue_password_email(
-    session: AsyncSession, settings: Settings, company: Company, user: User, *,
-    template: str, actor: User | None = None,
+    session: AsyncSession,
+    settings: Settings,
+    company: Company,
+    user: User,
+    *,
+    template: str,
+    actor: User | None = None,
 ) -> OutboxMessage:
     token = make_set_password_token(str(settings.secret_key), user)
     content = render_email(
@@ -164,9 +183,9 @@ def queue_password_email(
 
 
 async def email_taken(session: AsyncSession, email: str, *, except_id: int | None = None) -> bool:
-    query = select(func.count()).select_from(User).where(User.email == email)
+    query = select(func.count()).select_from(User).where(col(User.email) == email)
     if except_id is not None:
-        query = query.where(User.id != except_id)
+        query = query.where(col(User.id) != except_id)
     return bool((await session.execute(query)).scalar_one())
 
 
@@ -221,12 +240,14 @@ async def resend_invitation(
 
 async def _ensure_another_admin(session: AsyncSession, user: User) -> None:
     others = await session.execute(
-        select(func.count()).select_from(User).where(
-            User.role == ADMIN, User.active.is_(True), User.id != user.id
-        )
+        select(func.count())
+        .select_from(User)
+        .where(col(User.role) == ADMIN, col(User.active).is_(True), col(User.id) != user.id)
     )
     if not others.scalar_one():
-        raise FormErrors({"role": "The company needs at least one active admin; make someone else admin first."})
+        raise FormErrors(
+            {"role": "The company needs at least one active admin; make someone else admin first."}
+        )
 
 
 async def set_active(session: AsyncSession, actor: User, user: User, active: bool) -> None:
@@ -265,7 +286,9 @@ async def end_sessions(db: Database, company_id: int, user_id: int) -> None:
     """Sign a person out everywhere: every cookie carrying the old version stops working."""
     async with db.session(company_id=company_id, write=True) as session:
         await session.execute(
-            update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+            update(User)
+            .where(col(User.id) == user_id)
+            .values(session_version=col(User.session_version) + 1)
         )
         await session.commit()
 
@@ -318,25 +341,29 @@ async def request_password_reset(db: Database, settings: Settings, raw_email: st
         return
     async with db.session(company_id=UNSCOPED, write=True) as session:
         recent = await session.execute(
-            select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.to_address == email,
-                OutboxMessage.template == "reset_password",
-                OutboxMessage.created_at > utcnow() - RESET_EMAIL_INTERVAL,
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                col(OutboxMessage.to_address) == email,
+                col(OutboxMessage.template) == "reset_password",
+                col(OutboxMessage.created_at) > utcnow() - RESET_EMAIL_INTERVAL,
             )
         )
         if recent.scalar_one():
             return
         rows = await session.execute(
             select(User, Company)
-            .join(Company, Company.id == User.company_id)
-            .where(User.email == email, User.active.is_(True))
+            .join(Company, col(Company.id) == col(User.company_id))
+            .where(col(User.email) == email, col(User.active).is_(True))
         )
         for user, company in rows.all():
             queue_password_email(session, settings, company, user, template="reset_password")
         await session.commit()
 
 
-async def create_company(session: AsyncSession, name: str, slug: str, time_zone: str = "UTC") -> Company:
+async def create_company(
+    session: AsyncSession, name: str, slug: str, time_zone: str = "UTC"
+) -> Company:
     company = Company(name=name, slug=slug, default_time_zone=time_zone)
     session.add(company)
     await session.flush()
@@ -344,7 +371,10 @@ async def create_company(session: AsyncSession, name: str, slug: str, time_zone:
 
 
 async def create_user(
-    session: AsyncSession, hasher: PasswordHash, company: Company, person: PersonInput,
+    session: AsyncSession,
+    hasher: PasswordHash,
+    company: Company,
+    person: PersonInput,
     password: str | None,
 ) -> User:
     """A person created from the command line: with a password, or none until a link sets it."""

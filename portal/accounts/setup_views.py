@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select
+from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,15 +38,21 @@ async def setup_home(request: Request) -> Response:
 async def users(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()[:100]
     status = request.query_params.get("status", "")
-    query = select(User).order_by(User.display_name, User.id)
+    query = select(User).order_by(col(User.display_name), col(User.id))
     if q:
         pattern = f"%{q.lower()}%"
         query = query.where(
-            or_(User.email.like(pattern), User.display_name.ilike(pattern), User.department.ilike(pattern))
+            or_(
+                col(User.email).like(pattern),
+                col(User.display_name).ilike(pattern),
+                col(User.department).ilike(pattern),
+            )
         )
     if status in {"active", "inactive"}:
-        query = query.where(User.active.is_(status == "active"))
-    page = await paginate(db_session(request), query, page_number(request.query_params.get("page")), PAGE_SIZE)
+        query = query.where(col(User.active).is_(status == "active"))
+    page = await paginate(
+        db_session(request), query, page_number(request.query_params.get("page")), PAGE_SIZE
+    )
     context = {"page": page, "q": q, "status": status}
     return render(request, "setup/users.html", context, block="user_list")
 
@@ -57,7 +64,9 @@ async def _person_or_404(request: Request) -> User:
     return user
 
 
-def _form_context(person: User | None, values: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
+def _form_context(
+    person: User | None, values: dict[str, str], errors: dict[str, str]
+) -> dict[str, object]:
     return {"person": person, "values": values, "errors": errors, "time_zones": time_zones()}
 
 
@@ -83,13 +92,21 @@ async def user_new(request: Request) -> Response:
     person, errors = clean_person(data, default_tz=company.default_time_zone)
     if not errors:
         try:
-            user = await services.add_person(db_session(request), settings_of(request), company, viewer(request), person)
+            user = await services.add_person(
+                db_session(request), settings_of(request), company, viewer(request), person
+            )
         except services.FormErrors as error:
             errors = error.errors
         else:
-            flash(request, f"{user.display_name} is added. An email with a link to set a password is on its way.", "success")
-            return redirect(str(request.url_for("setup.users")))
-    return render(request, "setup/user_form.html", _form_context(None, data, errors), status_code=400)
+            flash(
+                request,
+                f"{user.display_name} is added. A link to set a password is on its way to them.",
+                "success",
+            )
+            return redirect(str(request.url_for("setup.user_edit", user_id=user.id)))
+    return render(
+        request, "setup/user_form.html", _form_context(None, data, errors), status_code=400
+    )
 
 
 @admin_required
@@ -107,7 +124,9 @@ async def user_edit(request: Request) -> Response:
         else:
             flash(request, f"{user.display_name}'s details are saved.", "success")
             return redirect(str(request.url_for("setup.users")))
-    return render(request, "setup/user_form.html", _form_context(user, data, errors), status_code=400)
+    return render(
+        request, "setup/user_form.html", _form_context(user, data, errors), status_code=400
+    )
 
 
 async def _set_active(request: Request, active: bool) -> Response:

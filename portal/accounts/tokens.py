@@ -43,7 +43,9 @@ def read_set_password_token(secret: str, token: str, *, max_age_hours: int) -> L
             "or use “Forgot your password?” on the sign-in page."
         ) from error
     except (BadSignature, ValueError, TypeError) as error:
-        raise InvalidLink("This link is not valid. Check that you copied the whole link.") from error
+        raise InvalidLink(
+            "This link is not valid. Check that you copied the whole link."
+        ) from error
     return LinkClaim(int(user_id), int(company_id), str(fingerprint))
 
 

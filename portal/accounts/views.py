@@ -53,7 +53,9 @@ async def sign_in(request: Request) -> Response:
             "error": result.error,
             "companies": result.companies,
         }
-        return render(request, "accounts/sign_in.html", context, status_code=200 if result.companies else 400)
+        return render(
+            request, "accounts/sign_in.html", context, status_code=200 if result.companies else 400
+        )
     start_session(request, result.user)
     return redirect(next_url or str(request.url_for("home")))
 
@@ -72,7 +74,9 @@ async def forgot_password(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "accounts/forgot_password.html", {"email": ""})
     data = await form_data(request)
-    await services.request_password_reset(database_of(request), settings_of(request), data.get("email", ""))
+    await services.request_password_reset(
+        database_of(request), settings_of(request), data.get("email", "")
+    )
     flash(
         request,
         "If that address belongs to an active account, a link to choose a new password "
@@ -94,11 +98,16 @@ async def set_password(request: Request) -> Response:
             db, settings, token, data.get("new_password", ""), data.get("confirm_password", "")
         )
     except InvalidLink as error:
-        return render(request, "accounts/set_password.html", {"link_error": str(error)}, status_code=400)
+        return render(
+            request, "accounts/set_password.html", {"link_error": str(error)}, status_code=400
+        )
     except services.FormErrors as error:
         user = await services.user_for_link(db, settings, token)
         return render(
-            request, "accounts/set_password.html", {"person": user, "errors": error.errors}, status_code=400
+            request,
+            "accounts/set_password.html",
+            {"person": user, "errors": error.errors},
+            status_code=400,
         )
     start_session(request, user)
     flash(request, "Your password is set. Welcome!", "success")
@@ -107,8 +116,19 @@ async def set_password(request: Request) -> Response:
 
 def _profile_context(request: Request, **extra: object) -> dict[str, object]:
     user = viewer(request)
-    values = {"display_name": user.display_name, "title": user.title, "phone": user.phone, "time_zone": user.time_zone}
-    return {"time_zones": time_zones(), "values": values, "profile_errors": {}, "password_errors": {}, **extra}
+    values = {
+        "display_name": user.display_name,
+        "title": user.title,
+        "phone": user.phone,
+        "time_zone": user.time_zone,
+    }
+    return {
+        "time_zones": time_zones(),
+        "values": values,
+        "profile_errors": {},
+        "password_errors": {},
+        **extra,
+    }
 
 
 @login_required
@@ -149,5 +169,9 @@ async def change_password(request: Request) -> Response:
             status_code=400,
         )
     start_session(request, viewer(request))
-    flash(request, "Your password is changed. Other browsers where you were signed in are signed out.", "success")
+    flash(
+        request,
+        "Your password is changed. Other browsers where you were signed in are signed out.",
+        "success",
+    )
     return redirect(str(request.url_for("accounts.profile")))

@@ -24,5 +24,10 @@ async def people(request: Request) -> Response:
     page = await services.search_people(
         session, q, department=department, page=page_number(request.query_params.get("page"))
     )
-    context = {"page": page, "q": q, "department": department, "departments": await services.departments(session)}
+    context = {
+        "page": page,
+        "q": q,
+        "department": department,
+        "departments": await services.departments(session),
+    }
     return render(request, "directory/people.html", context, block="results")

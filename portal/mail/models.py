@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Text
+from sqlalchemy import Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from portal.db import TenantScoped, UTCDateTime, utcnow
@@ -30,9 +30,27 @@ class OutboxMessage(TenantScoped, SQLModel, table=True):
     body_text: str = Field(sa_type=Text)
     body_html: str = Field(sa_type=Text)
     template: str = Field(max_length=60)
+    # A text/calendar part (and the same calendar as invite.ics), for invitations and their updates.
+    calendar_method: str = Field(default="", max_length=16)
+    calendar_ics: str = Field(default="", sa_type=Text)
     status: str = Field(default=PENDING, max_length=16)
     attempts: int = Field(default=0)
     last_error: str = Field(default="", sa_type=Text)
     next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set while a dispatcher holds the message; a crashed dispatcher's claim runs out.
+    claimed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxAttachment(TenantScoped, SQLModel, table=True):
+    """A file sent with an outbox message."""
+
+    __tablename__ = "outbox_attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    message_id: int = Field(foreign_key="outbox_message.id", ondelete="CASCADE", index=True)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    data: bytes = Field(sa_type=LargeBinary)

@@ -1,15 +1,22 @@
-"""Writing messages to the outbox, in the caller's transaction."""
+"""The outbox: writing messages in the caller's transaction, and dispatching them in batches."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import random
+from dataclasses import dataclass
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from portal.mail.messages import EmailContent, header_safe
-from portal.mail.models import HELD, PENDING, OutboxMessage
+from portal.db import UNSCOPED, Database, utcnow
+from portal.mail.interfaces import MailSender, SendResult
+from portal.mail.messages import EmailContent, build_mime, header_safe
+from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,8 @@ def enqueue(
     content: EmailContent,
     template: str,
     reply_to: str = "",
+    calendar_method: str = "",
+    calendar_ics: str = "",
 ) -> OutboxMessage:
     """Add a message to the session; it is sent only if the caller's transaction commits."""
     domain = urlsplit(settings.base_url).hostname or "localhost"
@@ -38,9 +47,159 @@ def enqueue(
         body_text=content.text,
         body_html=content.html,
         template=template,
+        calendar_method=calendar_method,
+        calendar_ics=calendar_ics,
         status=PENDING if settings.smtp.configured else HELD,
     )
     session.add(message)
     if not settings.smtp.configured:
         log.info("mail held (no SMTP configured): %s to %s", template, to_address)
     return message
+
+
+async def attach(
+    session: AsyncSession, message: OutboxMessage, filename: str, content_type: str, data: bytes
+) -> OutboxAttachment:
+    """Add a file to a message that `enqueue` put in this session."""
+    await session.flush()
+    attachment = OutboxAttachment(
+        company_id=message.company_id,
+        message_id=message.id or 0,
+        filename=header_safe(filename),
+        content_type=content_type,
+        data=data,
+    )
+    session.add(attachment)
+    return attachment
+
+
+BATCH_SIZE = 100
+CLAIM_FOR = dt.timedelta(minutes=5)
+FIRST_RETRY = dt.timedelta(seconds=30)
+LONGEST_RETRY = dt.timedelta(minutes=30)
+# Temporary failures are retried for this long before the message is marked failed.
+GIVE_UP_AFTER = dt.timedelta(hours=48)
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... at most 30 min, each ±25%."""
+    base = min(FIRST_RETRY * 2 ** max(0, attempts - 1), LONGEST_RETRY)
+    return base * random.uniform(0.75, 1.25)
+
+
+async def claim_batch(db: Database, limit: int = BATCH_SIZE) -> list[OutboxMessage]:
+    """Take up to `limit` due messages for this dispatcher; no other dispatcher gets them."""
+    now = utcnow()
+    due = (
+        select(col(OutboxMessage.id))
+        .where(
+            col(OutboxMessage.status) == PENDING,
+            col(OutboxMessage.next_attempt_at) <= now,
+            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
+        )
+        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+        .limit(limit)
+        # PostgreSQL: concurrent dispatchers skip each other's rows. SQLite: BEGIN IMMEDIATE.
+        .with_for_update(skip_locked=True)
+    )
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        claimed = await session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+            .values(claimed_until=now + CLAIM_FOR, attempts=col(OutboxMessage.attempts) + 1)
+            .returning(OutboxMessage)
+        )
+        messages = sorted(claimed.scalars().all(), key=lambda m: m.id or 0)
+        await session.commit()
+    return messages
+
+
+async def _attachments(db: Database, ids: list[int]) -> dict[int, list[OutboxAttachment]]:
+    found: dict[int, list[OutboxAttachment]] = {}
+    async with db.session(company_id=UNSCOPED) as session:
+        rows = await session.execute(
+            select(OutboxAttachment).where(col(OutboxAttachment.message_id).in_(ids))
+        )
+        for attachment in rows.scalars():
+            found.setdefault(attachment.message_id, []).append(attachment)
+    return found
+
+
+async def _record(
+    db: Database, messages: list[OutboxMessage], results: list[SendResult]
+) -> DispatchReport:
+    report = DispatchReport()
+    now = utcnow()
+    sent_ids = [m.id for m, r in zip(messages, results, strict=True) if r.accepted]
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        if sent_ids:
+            await session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(sent_ids))
+                .values(status=SENT, sent_at=now, claimed_until=None, last_error="")
+            )
+            report.sent = len(sent_ids)
+        for message, result in zip(messages, results, strict=True):
+            if result.accepted:
+                continue
+            gave_up = now - message.created_at > GIVE_UP_AFTER
+            error = result.error
+            if gave_up and not result.permanent:
+                error = f"gave up after {GIVE_UP_AFTER // dt.timedelta(hours=1)} hours: {error}"
+            values: dict[str, object] = {"claimed_until": None, "last_error": error[:2000]}
+            if result.permanent or gave_up:
+                values["status"] = FAILED
+                report.failed += 1
+            else:
+                values["next_attempt_at"] = now + retry_delay(message.attempts)
+                report.retrying += 1
+            await session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.id) == message.id).values(**values)
+            )
+        await session.commit()
+    return report
+
+
+async def dispatch_once(db: Database, settings: Settings, sender: MailSender) -> DispatchReport:
+    """Claim one batch, send it, record each result; an empty report when nothing was due."""
+    messages = await claim_batch(db)
+    if not messages:
+        return DispatchReport()
+    attachments = await _attachments(db, [m.id or 0 for m in messages])
+    mimes = [
+        build_mime(m, attachments.get(m.id or 0, []), settings.smtp.mail_from) for m in messages
+    ]
+    results = await sender.send_batch(mimes)
+    report = await _record(db, messages, results)
+    log.info("outbox: %d sent, %d to retry, %d failed", report.sent, report.retrying, report.failed)
+    return report
+
+
+async def send_outbox(db: Database, settings: Settings, sender: MailSender) -> DispatchReport:
+    """Send every message that is due now."""
+    total = DispatchReport()
+    while True:
+        report = await dispatch_once(db, settings, sender)
+        total.add(report)
+        if report.sent + report.retrying + report.failed < BATCH_SIZE:
+            return total
+
+
+async def retry_now(session: AsyncSession, message: OutboxMessage) -> None:
+    """An admin's "Retry now": a failed (or held) message goes back to the queue at once."""
+    message.status = PENDING
+    message.next_attempt_at = utcnow()
+    message.claimed_until = None
+    await session.commit()

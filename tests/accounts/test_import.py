@@ -13,7 +13,9 @@ from tests.conftest import PortalClient
 async def _upload(client: PortalClient, content: bytes, name: str = "people.csv"):
     token = await client.csrf()
     return await client.http.post(
-        "/setup/users/import", data={"csrf_token": token}, files={"file": (name, content, "text/csv")}
+        "/setup/users/import",
+        data={"csrf_token": token},
+        files={"file": (name, content, "text/csv")},
     )
 
 
@@ -37,8 +39,12 @@ async def test_import_adds_people_and_sends_each_a_link(
     assert "<strong>2</strong> people added; <strong>0</strong> rows refused." in response.text
     assert await _people(db, acme) == ["ada@acme.example", "dana@acme.example", "fox@acme.example"]
     async with db.session(company_id=acme.id) as session:
-        fox = (await session.execute(select(User).where(User.email == "fox@acme.example"))).scalar_one()
-        mails = (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one()
+        fox = (
+            await session.execute(select(User).where(User.email == "fox@acme.example"))
+        ).scalar_one()
+        mails = (
+            await session.execute(select(func.count()).select_from(OutboxMessage))
+        ).scalar_one()
     assert fox.is_admin and fox.time_zone == acme.default_time_zone
     assert mails == 2
 
@@ -67,9 +73,11 @@ async def test_bad_rows_are_refused_with_reasons_and_good_ones_taken(
     assert await _people(db, acme) == ["ada@acme.example", "good@acme.example"]
 
 
-async def test_unreadable_files_import_nothing(admin_client: PortalClient, db: Database, acme: Company, admin: User) -> None:
+async def test_unreadable_files_import_nothing(
+    admin_client: PortalClient, db: Database, acme: Company, admin: User
+) -> None:
     cases = [
-        ("Name,Email,Shoe size\nA,a@acme.example,42\n".encode(), "Unknown column: Shoe size"),
+        (b"Name,Email,Shoe size\nA,a@acme.example,42\n", "Unknown column: Shoe size"),
         (b"Title,Department\nX,Y\n", "needs a column for name and email"),
         ("name,email\nJosé,jose@acme.example\n".encode("latin-1"), "not UTF-8 text"),
         (b"", "The file is empty."),
@@ -83,7 +91,9 @@ async def test_unreadable_files_import_nothing(admin_client: PortalClient, db: D
     assert await _people(db, acme) == ["ada@acme.example"]
 
 
-async def test_members_cannot_import(client: PortalClient, member: User, db: Database, acme: Company) -> None:
+async def test_members_cannot_import(
+    client: PortalClient, member: User, db: Database, acme: Company
+) -> None:
     await client.sign_in(member.email)
     response = await _upload(client, GOOD.encode())
     assert response.status_code == 403

@@ -20,18 +20,30 @@ async def test_person_edits_their_profile(client: PortalClient, member: User, db
     assert page.status_code == 200 and "Bob Member" in page.text
     response = await client.post(
         "/settings/profile",
-        {"display_name": "Bob  Builder", "title": "Builder", "phone": "+44 20 7946 0000", "time_zone": "Asia/Tokyo"},
+        {
+            "display_name": "Bob  Builder",
+            "title": "Builder",
+            "phone": "+44 20 7946 0000",
+            "time_zone": "Asia/Tokyo",
+        },
     )
     assert response.status_code == 303
     stored = await _stored(db, member)
-    assert (stored.display_name, stored.title, stored.time_zone) == ("Bob Builder", "Builder", "Asia/Tokyo")
+    assert (stored.display_name, stored.title, stored.time_zone) == (
+        "Bob Builder",
+        "Builder",
+        "Asia/Tokyo",
+    )
     assert "Your profile is saved." in (await client.get("/settings/profile")).text
 
 
-async def test_profile_errors_are_shown_and_nothing_changes(client: PortalClient, member: User, db: Database) -> None:
+async def test_profile_errors_are_shown_and_nothing_changes(
+    client: PortalClient, member: User, db: Database
+) -> None:
     await client.sign_in(member.email)
     response = await client.post(
-        "/settings/profile", {"display_name": "", "title": "t" * 101, "phone": "", "time_zone": "Nowhere/City"}
+        "/settings/profile",
+        {"display_name": "", "title": "t" * 101, "phone": "", "time_zone": "Nowhere/City"},
     )
     assert response.status_code == 400
     assert "Enter the name." in response.text
@@ -49,7 +61,11 @@ async def test_password_change_signs_out_other_browsers(
     new_password = "a much better passphrase"
     response = await client.post(
         "/settings/password",
-        {"current_password": PASSWORD, "new_password": new_password, "confirm_password": new_password},
+        {
+            "current_password": PASSWORD,
+            "new_password": new_password,
+            "confirm_password": new_password,
+        },
     )
     assert response.status_code == 303
     assert (await client.get("/settings/profile")).status_code == 200
@@ -62,8 +78,14 @@ async def test_password_change_refusals(client: PortalClient, member: User, acme
     cases = [
         ({"current_password": "wrong one!"}, "Your current password is not right."),
         ({"new_password": "short", "confirm_password": "short"}, "Use at least 8 characters."),
-        ({"new_password": "password123", "confirm_password": "password123"}, "one of the most common"),
-        ({"new_password": "bob@acme.example", "confirm_password": "bob@acme.example"}, "email address"),
+        (
+            {"new_password": "password123", "confirm_password": "password123"},
+            "one of the most common",
+        ),
+        (
+            {"new_password": "bob@acme.example", "confirm_password": "bob@acme.example"},
+            "email address",
+        ),
         ({"confirm_password": "something else"}, "The two passwords are not the same."),
     ]
     for change, message in cases:

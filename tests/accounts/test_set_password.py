@@ -15,6 +15,7 @@ from portal.mail.models import OutboxMessage
 from portal.settings import Settings
 from tests.conftest import PortalClient, make_user
 
+
 class _SignedLongAgo(TimestampSigner):
     """Signs as if 73 hours ago: one hour past the link's 72-hour limit."""
 
@@ -27,7 +28,11 @@ LINK = re.compile(r"http://testserver(/set-password/[^\s\"<]+)")
 
 async def _last_link(db: Database, company: Company) -> str:
     async with db.session(company_id=company.id) as session:
-        mail = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc()))).scalars().first()
+        mail = (
+            (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc())))
+            .scalars()
+            .first()
+        )
     assert mail is not None
     match = LINK.search(mail.body_text)
     assert match
@@ -38,7 +43,8 @@ async def test_invited_person_sets_a_password_once_and_is_signed_in(
     admin_client: PortalClient, new_client, db: Database, acme: Company
 ) -> None:
     await admin_client.post(
-        "/setup/users/new", {"display_name": "Nina New", "email": "nina@acme.example", "time_zone": "UTC"}
+        "/setup/users/new",
+        {"display_name": "Nina New", "email": "nina@acme.example", "time_zone": "UTC"},
     )
     path = await _last_link(db, acme)
     nina = new_client()
@@ -46,7 +52,9 @@ async def test_invited_person_sets_a_password_once_and_is_signed_in(
     assert page.status_code == 200 and "nina@acme.example" in page.text
     weak = await nina.post(path, {"new_password": "12345678", "confirm_password": "12345678"})
     assert weak.status_code == 400 and "most common" in weak.text
-    done = await nina.post(path, {"new_password": "nina's own phrase", "confirm_password": "nina's own phrase"})
+    done = await nina.post(
+        path, {"new_password": "nina's own phrase", "confirm_password": "nina's own phrase"}
+    )
     assert done.status_code == 303
     assert "Your password is set." in (await nina.get("/people")).text
     again = await new_client().get(path)
@@ -60,9 +68,9 @@ async def test_tampered_and_expired_links_are_refused(
     user = await make_user(db, acme, "late@acme.example", password=None)
     tampered = await client.get("/set-password/not-a-real-token")
     assert tampered.status_code == 400 and "not valid" in tampered.text
-    expired = URLSafeTimedSerializer(str(settings.secret_key), salt=SALT, signer=_SignedLongAgo).dumps(
-        [user.id, user.company_id, "x"]
-    )
+    expired = URLSafeTimedSerializer(
+        str(settings.secret_key), salt=SALT, signer=_SignedLongAgo
+    ).dumps([user.id, user.company_id, "x"])
     response = await client.get(f"/set-password/{expired}")
     assert response.status_code == 400 and "This link has expired." in response.text
 
@@ -76,7 +84,11 @@ async def test_forgot_password_sends_a_reset_link_without_telling_who_exists(
         page = await client.get(response.headers["location"])
         assert "If that address belongs to an active account" in page.text
     path = await _last_link(db, acme)
-    assert (await client.post(path, {"new_password": "brand new phrase", "confirm_password": "brand new phrase"})).status_code == 303
+    assert (
+        await client.post(
+            path, {"new_password": "brand new phrase", "confirm_password": "brand new phrase"}
+        )
+    ).status_code == 303
     # Asking again at once sends nothing more: the inbox is not a target for floods.
     await client.post("/signout")
     await client.post("/forgot-password", {"email": member.email})

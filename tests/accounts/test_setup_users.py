@@ -32,11 +32,15 @@ async def test_admin_adds_a_person_who_gets_a_set_password_email(
     assert form.status_code == 200
     response = await admin_client.post("/setup/users/new", NEW_PERSON)
     assert response.status_code == 303
+    person_page = await admin_client.get(response.headers["location"])
+    assert "Carol Danvers is added" in person_page.text
+    assert "has not set a password yet" in person_page.text
     listing = await admin_client.get("/setup/users")
     assert "Carol Danvers" in listing.text and "Invited" in listing.text
-    assert "Carol Danvers is added" in listing.text
     async with db.session(company_id=acme.id) as session:
-        carol = (await session.execute(select(User).where(User.email == "carol@acme.example"))).scalar_one()
+        carol = (
+            await session.execute(select(User).where(User.email == "carol@acme.example"))
+        ).scalar_one()
         mail = (await session.execute(select(OutboxMessage))).scalar_one()
     assert carol.password_hash is None and carol.time_zone == "America/New_York"
     assert mail.to_address == "carol@acme.example" and mail.status == HELD
@@ -68,7 +72,9 @@ async def test_bad_input_gets_messages_and_writes_nothing(
     assert await _count(db, OutboxMessage, acme) == 0
 
 
-async def test_admin_edits_a_person(admin_client: PortalClient, db: Database, acme: Company, member: User) -> None:
+async def test_admin_edits_a_person(
+    admin_client: PortalClient, db: Database, acme: Company, member: User
+) -> None:
     page = await admin_client.get(f"/setup/users/{member.id}")
     assert "Bob Member" in page.text
     values = {**NEW_PERSON, "display_name": "Robert Member", "email": member.email}
@@ -87,10 +93,14 @@ async def test_deactivation_signs_the_person_out_and_reactivation_lets_them_back
     assert (await bob.get("/people")).status_code == 200
     response = await admin_client.post(f"/setup/users/{member.id}/deactivate")
     assert response.status_code == 303
-    assert "deactivated and signed out" in (await admin_client.get(response.headers["location"])).text
+    assert (
+        "deactivated and signed out" in (await admin_client.get(response.headers["location"])).text
+    )
     kicked = await bob.get("/people")
     assert kicked.status_code == 303
-    refused = await bob.post("/signin", {"email": member.email, "password": "correct horse battery"})
+    refused = await bob.post(
+        "/signin", {"email": member.email, "password": "correct horse battery"}
+    )
     assert "deactivated" in refused.text
     listing = await admin_client.get("/setup/users?status=inactive")
     assert "Bob Member" in listing.text
@@ -114,16 +124,22 @@ async def test_admin_cannot_deactivate_themselves_or_the_last_admin(
     assert stored is not None and stored.active and stored.is_admin
 
 
-async def test_resend_link_queues_a_new_email(admin_client: PortalClient, db: Database, acme: Company) -> None:
+async def test_resend_link_queues_a_new_email(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
     invited = await make_user(db, acme, "new@acme.example", password=None)
     response = await admin_client.post(f"/setup/users/{invited.id}/resend")
     assert response.status_code == 303
     assert await _count(db, OutboxMessage, acme) == 1
 
 
-async def test_user_list_searches_and_paginates(admin_client: PortalClient, db: Database, acme: Company) -> None:
+async def test_user_list_searches_and_paginates(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
     for index in range(30):
-        await make_user(db, acme, f"person{index:02d}@acme.example", name=f"Person {index:02d}", password=None)
+        await make_user(
+            db, acme, f"person{index:02d}@acme.example", name=f"Person {index:02d}", password=None
+        )
     first = await admin_client.get("/setup/users")
     assert "1–25 of 31" in first.text and 'rel="next"' in first.text
     second = await admin_client.get("/setup/users?page=2")

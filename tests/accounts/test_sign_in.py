@@ -9,7 +9,9 @@ from portal.db import UNSCOPED, Database
 from tests.conftest import PASSWORD, PortalClient, make_company, make_user
 
 
-async def test_sign_in_redirects_home_and_shows_the_top_bar(client: PortalClient, admin: User) -> None:
+async def test_sign_in_redirects_home_and_shows_the_top_bar(
+    client: PortalClient, admin: User
+) -> None:
     response = await client.sign_in("  ADA@Acme.Example ")
     assert response.headers["location"] == "http://testserver/"
     page = await client.get("/people")
@@ -21,7 +23,9 @@ async def test_sign_in_redirects_home_and_shows_the_top_bar(client: PortalClient
     assert "Create" not in page.text
 
 
-async def test_member_sees_no_gear_and_cannot_open_company_setup(client: PortalClient, member: User) -> None:
+async def test_member_sees_no_gear_and_cannot_open_company_setup(
+    client: PortalClient, member: User
+) -> None:
     await client.sign_in(member.email)
     page = await client.get("/people")
     assert 'aria-label="Company Setup"' not in page.text
@@ -34,14 +38,18 @@ async def test_wrong_password_and_unknown_email_get_the_same_clear_message(
     client: PortalClient, member: User
 ) -> None:
     wrong = await client.post("/signin", {"email": member.email, "password": "not it at all"})
-    unknown = await client.post("/signin", {"email": "nobody@acme.example", "password": "not it at all"})
+    unknown = await client.post(
+        "/signin", {"email": "nobody@acme.example", "password": "not it at all"}
+    )
     for response in (wrong, unknown):
         assert response.status_code == 400
         assert "Wrong email or password." in response.text
     assert (await client.get("/people")).status_code == 303
 
 
-async def test_malformed_or_empty_email_is_refused_with_a_message(client: PortalClient, member: User) -> None:
+async def test_malformed_or_empty_email_is_refused_with_a_message(
+    client: PortalClient, member: User
+) -> None:
     empty = await client.post("/signin", {"email": "", "password": PASSWORD})
     assert "Enter an email address." in empty.text
     malformed = await client.post("/signin", {"email": "bob@", "password": PASSWORD})
@@ -52,7 +60,9 @@ async def test_five_failures_in_a_row_slow_further_tries(
     client: PortalClient, member: User, db: Database
 ) -> None:
     for attempt in range(1, 6):
-        response = await client.post("/signin", {"email": member.email, "password": f"wrong-{attempt}"})
+        response = await client.post(
+            "/signin", {"email": member.email, "password": f"wrong-{attempt}"}
+        )
         assert response.status_code == 400
     assert "Too many failed attempts: wait 30 seconds" in response.text
     # Even the right password waits now, and says so.
@@ -64,7 +74,9 @@ async def test_five_failures_in_a_row_slow_further_tries(
     assert throttle is not None and throttle.failures == 5
 
 
-async def test_a_success_resets_the_failure_count(client: PortalClient, member: User, db: Database) -> None:
+async def test_a_success_resets_the_failure_count(
+    client: PortalClient, member: User, db: Database
+) -> None:
     for _ in range(3):
         await client.post("/signin", {"email": member.email, "password": "wrong password"})
     await client.sign_in(member.email)
@@ -73,7 +85,9 @@ async def test_a_success_resets_the_failure_count(client: PortalClient, member: 
     assert throttle is not None and throttle.failures == 0
 
 
-async def test_deactivated_person_is_told_so(client: PortalClient, db: Database, acme: Company) -> None:
+async def test_deactivated_person_is_told_so(
+    client: PortalClient, db: Database, acme: Company
+) -> None:
     user = await make_user(db, acme, "gone@acme.example")
     async with db.session(company_id=acme.id, write=True) as session:
         stored = await session.get(User, user.id)
@@ -105,28 +119,40 @@ async def test_sign_out_ends_every_copy_of_the_cookie(client: PortalClient, memb
     assert "/signin" in replay.headers["location"]
 
 
-async def test_a_tampered_cookie_signs_nobody_in_and_says_why(client: PortalClient, member: User) -> None:
+async def test_a_tampered_cookie_signs_nobody_in_and_says_why(
+    client: PortalClient, member: User
+) -> None:
     await client.sign_in(member.email)
     cookie = client.http.cookies.get("portal_session") or ""
     client.http.cookies.clear()
-    client.http.cookies.set("portal_session", cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB"))
+    client.http.cookies.set(
+        "portal_session", cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB")
+    )
     response = await client.get("/people")
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
     assert "Your session was not valid; please sign in again." in page.text
 
 
-async def test_next_parameter_returns_to_the_page_but_never_off_site(client: PortalClient, member: User) -> None:
+async def test_next_parameter_returns_to_the_page_but_never_off_site(
+    client: PortalClient, member: User
+) -> None:
     response = await client.get("/setup/users?page=2")
     assert response.headers["location"].endswith("/signin?next=%2Fsetup%2Fusers%3Fpage%3D2")
-    ok = await client.post("/signin", {"email": member.email, "password": PASSWORD, "next": "/settings/profile"})
+    ok = await client.post(
+        "/signin", {"email": member.email, "password": PASSWORD, "next": "/settings/profile"}
+    )
     assert ok.headers["location"] == "/settings/profile"
     await client.post("/signout")
-    evil = await client.post("/signin", {"email": member.email, "password": PASSWORD, "next": "//evil.example/"})
+    evil = await client.post(
+        "/signin", {"email": member.email, "password": PASSWORD, "next": "//evil.example/"}
+    )
     assert evil.headers["location"] == "http://testserver/"
 
 
-async def test_same_address_in_two_companies_asks_which_one(client: PortalClient, db: Database, acme: Company) -> None:
+async def test_same_address_in_two_companies_asks_which_one(
+    client: PortalClient, db: Database, acme: Company
+) -> None:
     globex = await make_company(db, "Globex")
     await make_user(db, acme, "sam@example.com")
     other = await make_user(db, globex, "SAM@example.com")

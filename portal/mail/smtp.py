@@ -1,0 +1,110 @@
+"""SMTP delivery with aiosmtplib: a few reused connections per batch, each failure classified."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from portal.mail.interfaces import SendResult
+from portal.settings import SmtpSettings
+
+log = logging.getLogger(__name__)
+
+
+def _reply_text(code: int, message: str) -> str:
+    return f"{code} {message}".strip()
+
+
+def classify(error: Exception) -> SendResult:
+    """A failed send as the outbox sees it: 5xx replies are permanent, the rest temporary."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in error.recipients]
+        text = "; ".join(_reply_text(r.code, r.message) for r in error.recipients)
+        return SendResult(False, permanent=bool(codes) and min(codes) >= 500, error=text)
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        # The server's login, not this message, is wrong: keep it until an admin fixes it.
+        return SendResult(False, error=f"login refused: {_reply_text(error.code, error.message)}")
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return SendResult(
+            False, permanent=error.code >= 500, error=_reply_text(error.code, error.message)
+        )
+    return SendResult(
+        False, error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    )
+
+
+class SmtpSender:
+    """Sends a batch over up to `connections` SMTP connections, each reused for many messages."""
+
+    def __init__(
+        self, settings: SmtpSettings, *, connections: int = 4, timeout: float = 15.0
+    ) -> None:
+        self.settings = settings
+        self.connections = connections
+        self.timeout = timeout
+
+    def _client(self) -> aiosmtplib.SMTP:
+        settings = self.settings
+        return aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=str(settings.password) if settings.password else None,
+            use_tls=settings.tls == "tls",
+            start_tls=settings.tls == "starttls",
+            timeout=self.timeout,
+        )
+
+    async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+        results: list[SendResult | None] = [None] * len(messages)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(messages)):
+            queue.put_nowait(index)
+        workers = min(self.connections, len(messages))
+        await asyncio.gather(*(self._work(queue, messages, results) for _ in range(workers)))
+        return [result or SendResult(False, error="not attempted") for result in results]
+
+    async def _work(
+        self,
+        queue: asyncio.Queue[int],
+        messages: Sequence[EmailMessage],
+        results: list[SendResult | None],
+    ) -> None:
+        client: aiosmtplib.SMTP | None = None
+        try:
+            while not queue.empty():
+                index = queue.get_nowait()
+                try:
+                    if client is None or not client.is_connected:
+                        client = self._client()
+                        await client.connect()
+                    await client.send_message(messages[index])
+                    results[index] = SendResult(True)
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                    results[index] = classify(error)
+                    if _connection_unusable(error):
+                        await _close(client)
+                        client = None
+        finally:
+            await _close(client)
+
+
+def _connection_unusable(error: Exception) -> bool:
+    """After a reply that refuses one message the connection goes on; after anything else, not."""
+    refused_one = isinstance(
+        error, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused
+    )
+    return not refused_one or isinstance(error, aiosmtplib.SMTPAuthenticationError)
+
+
+async def _close(client: aiosmtplib.SMTP | None) -> None:
+    if client is None or not client.is_connected:
+        return
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
