@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 
@@ -17,6 +17,10 @@ class SendResult:
 
 
 class MailSender(Protocol):
-    async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         """Send each message; one result per message, in the same order."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of any connection kept open between batches."""
         ...

@@ -5,8 +5,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email import encoders
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
 from pathlib import Path
 from typing import Any
@@ -53,38 +57,45 @@ def render_email(templates_dir: Path, name: str, context: dict[str, Any]) -> Ema
 
 def build_mime(
     message: OutboxMessage, attachments: list[OutboxAttachment], mail_from: str
-) -> EmailMessage:
+) -> Message:
     """The message as sent: text and HTML (and a calendar) as alternatives, then attachments.
 
     With a calendar the shape is the one Gmail and Outlook show with Accept/Decline:
     multipart/mixed > multipart/alternative (text, html, text/calendar; method=...) + invite.ics.
+    Built with the email.mime classes: EmailMessage's content manager costs ~2.5 ms a message,
+    which would make building, not sending, the limit of a large fan-out.
     """
-    mime = EmailMessage(policy=SMTP_POLICY)
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(message.body_text, "plain", "utf-8"))
+    body.attach(MIMEText(message.body_html, "html", "utf-8"))
+    files: list[Message] = []
+    if message.calendar_ics:
+        calendar = MIMEText(message.calendar_ics, "calendar", "utf-8")
+        calendar.set_param("method", message.calendar_method or "REQUEST")
+        body.attach(calendar)
+        files.append(_file(message.calendar_ics.encode(), "application/ics", "invite.ics"))
+    files += [_file(a.data, a.content_type, a.filename) for a in attachments]
+    mime: Message = body
+    if files:
+        mime = MIMEMultipart("mixed")
+        mime.attach(body)
+        for part in files:
+            mime.attach(part)
     mime["Message-ID"] = message.message_id
-    mime["Date"] = formatdate(message.created_at.timestamp(), localtime=False)
+    mime["Date"] = formatdate(message.created_at.timestamp())
     mime["From"] = mail_from
-    mime["To"] = formataddr((header_safe(message.to_name), message.to_address))
+    mime["To"] = formataddr((header_safe(message.to_name), message.to_address), "utf-8")
     if message.reply_to:
         mime["Reply-To"] = message.reply_to
-    mime["Subject"] = header_safe(message.subject)
-    mime.set_content(message.body_text)
-    mime.add_alternative(message.body_html, subtype="html")
-    if message.calendar_ics:
-        method = message.calendar_method or "REQUEST"
-        mime.add_alternative(message.calendar_ics, subtype="calendar", params={"method": method})
-        mime.make_mixed()
-        mime.add_attachment(
-            message.calendar_ics.encode(),
-            maintype="application",
-            subtype="ics",
-            filename="invite.ics",
-        )
-    for attachment in attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        mime.add_attachment(
-            attachment.data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=attachment.filename,
-        )
+    subject = header_safe(message.subject)
+    mime["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     return mime
+
+
+def _file(data: bytes, content_type: str, filename: str) -> Message:
+    maintype, _, subtype = content_type.partition("/")
+    part = MIMEBase(maintype or "application", subtype or "octet-stream")
+    part.set_payload(data)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=header_safe(filename))
+    return part

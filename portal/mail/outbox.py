@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
+from email.message import Message
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
@@ -73,7 +75,7 @@ async def attach(
     return attachment
 
 
-BATCH_SIZE = 100
+BATCH_SIZE = 250
 CLAIM_FOR = dt.timedelta(minutes=5)
 FIRST_RETRY = dt.timedelta(seconds=30)
 LONGEST_RETRY = dt.timedelta(minutes=30)
@@ -172,29 +174,43 @@ async def _record(
     return report
 
 
-async def dispatch_once(db: Database, settings: Settings, sender: MailSender) -> DispatchReport:
-    """Claim one batch, send it, record each result; an empty report when nothing was due."""
+@dataclass(frozen=True)
+class _Batch:
+    messages: list[OutboxMessage]
+    mimes: list[Message]
+
+
+async def _prepare(db: Database, settings: Settings) -> _Batch:
     messages = await claim_batch(db)
-    if not messages:
-        return DispatchReport()
-    attachments = await _attachments(db, [m.id or 0 for m in messages])
-    mimes = [
-        build_mime(m, attachments.get(m.id or 0, []), settings.smtp.mail_from) for m in messages
-    ]
-    results = await sender.send_batch(mimes)
-    report = await _record(db, messages, results)
-    log.info("outbox: %d sent, %d to retry, %d failed", report.sent, report.retrying, report.failed)
-    return report
+    attachments = await _attachments(db, [m.id or 0 for m in messages]) if messages else {}
+    mail_from = settings.smtp.mail_from
+    mimes = [build_mime(m, attachments.get(m.id or 0, []), mail_from) for m in messages]
+    return _Batch(messages, mimes)
 
 
 async def send_outbox(db: Database, settings: Settings, sender: MailSender) -> DispatchReport:
-    """Send every message that is due now."""
+    """Send every message that is due now, in batches; the next batch is claimed while one sends."""
     total = DispatchReport()
-    while True:
-        report = await dispatch_once(db, settings, sender)
-        total.add(report)
-        if report.sent + report.retrying + report.failed < BATCH_SIZE:
-            return total
+    try:
+        batch = await _prepare(db, settings)
+        while batch.messages:
+            full = len(batch.messages) == BATCH_SIZE
+            upcoming = asyncio.create_task(_prepare(db, settings)) if full else None
+            try:
+                results = await sender.send_batch(batch.mimes)
+                total.add(await _record(db, batch.messages, results))
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                raise
+            batch = await upcoming if upcoming is not None else _Batch([], [])
+    finally:
+        await sender.close()
+    if total.sent or total.retrying or total.failed:
+        log.info(
+            "outbox: %d sent, %d retrying, %d failed", total.sent, total.retrying, total.failed
+        )
+    return total
 
 
 async def retry_now(session: AsyncSession, message: OutboxMessage) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -46,6 +46,8 @@ class SmtpSender:
         self.settings = settings
         self.connections = connections
         self.timeout = timeout
+        # Connections kept open between the batches of one outbox run; close() ends them.
+        self._idle: list[aiosmtplib.SMTP] = []
 
     def _client(self) -> aiosmtplib.SMTP:
         settings = self.settings
@@ -59,7 +61,7 @@ class SmtpSender:
             timeout=self.timeout,
         )
 
-    async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(messages)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(messages)):
@@ -68,13 +70,18 @@ class SmtpSender:
         await asyncio.gather(*(self._work(queue, messages, results) for _ in range(workers)))
         return [result or SendResult(False, error="not attempted") for result in results]
 
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            await _close(client)
+
     async def _work(
         self,
         queue: asyncio.Queue[int],
-        messages: Sequence[EmailMessage],
+        messages: Sequence[Message],
         results: list[SendResult | None],
     ) -> None:
-        client: aiosmtplib.SMTP | None = None
+        client = self._idle.pop() if self._idle else None
         try:
             while not queue.empty():
                 index = queue.get_nowait()
@@ -89,8 +96,11 @@ class SmtpSender:
                     if _connection_unusable(error):
                         await _close(client)
                         client = None
-        finally:
+        except BaseException:
             await _close(client)
+            raise
+        if client is not None and client.is_connected:
+            self._idle.append(client)
 
 
 def _connection_unusable(error: Exception) -> bool:

@@ -65,7 +65,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API runs an event loop while it is open, and the async tests in
+# other modules need the thread's loop free.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium package as root"
