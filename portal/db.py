@@ -94,24 +94,24 @@ def _scope_to_company(state: ORMExecuteState) -> None:
     )
 
 
-def async_url(url: str) -> str:
-    """The async driver for a database URL given in its plain form."""
+def _with_driver(url: str, sqlite_driver: str) -> str:
+    # psycopg 3 serves PostgreSQL both ways; SQLite needs aiosqlite for async.
     parsed = make_url(url)
-    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername=sqlite_driver).render_as_string(hide_password=False)
+    if parsed.get_backend_name() in {"postgresql", "postgres"}:
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
+
+
+def async_url(url: str) -> str:
+    """The async driver for a database URL given in its plain form."""
+    return _with_driver(url, "sqlite+aiosqlite")
 
 
 def sync_url(url: str) -> str:
     """The sync driver for a database URL (Alembic and the CLI use it)."""
-    parsed = make_url(url)
-    if parsed.drivername in {"sqlite", "sqlite+aiosqlite"}:
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
-    if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, "sqlite")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
