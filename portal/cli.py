@@ -94,7 +94,7 @@ async def _seed_demo(settings: Settings) -> None:
     mail = (
         f"Email goes out through {settings.smtp.host}."
         if settings.smtp.configured
-        else "No mail server is configured: emails are kept in the outbox table and logged."
+        else "No mail server is configured: read the emails at Company Setup > Outbox."
     )
     print(
         f"\n  Demo company {demo.company.name} ({state}).\n"
