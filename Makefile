@@ -37,7 +37,7 @@ test-postgres: $(STAMP)
 	PORTAL_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not browser"
 
 test-browser: $(STAMP) chromium
-	$(BIN)/pytest -m browser
+	PORTAL_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -m browser
 
 test: lint test-sqlite test-postgres test-browser
 

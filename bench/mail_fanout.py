@@ -1,9 +1,14 @@
 """1,000 invitation emails (each with an .ics part) through the outbox to a loopback SMTP server,
 against raw aiosmtplib sending the same messages over the same number of reused connections.
 
-    .venv/bin/python bench/mail_fanout.py [--messages 1000] [--connections 4] [--database-url URL]
+    .venv/bin/python bench/mail_fanout.py [--messages 1000] [--connections 4] [--rounds 5]
+                                          [--database-url URL]
 
-Prints messages/s for each path and the outbox's share of the raw rate (target: at least 0.90).
+The SMTP server (aiosmtpd) runs in a process of its own, as a mail server runs on another
+machine in production: in this process it would take the GIL from both paths. Each round sends
+with raw aiosmtplib, then queues the same number of messages and dispatches them through the
+outbox. Prints messages/s for each path and the outbox's share of the raw rate per round, then
+the min and median share (target: at least 0.90).
 """
 
 from __future__ import annotations
@@ -11,11 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
+import multiprocessing
 import socket
+import statistics
 import tempfile
 import time
-from email.message import EmailMessage
+from email.message import Message
+from email.utils import make_msgid
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiosmtplib
 from aiosmtpd.controller import Controller
@@ -23,9 +36,8 @@ from starlette.datastructures import Secret
 
 from portal import migrate
 from portal.accounts.models import Company
-from portal.db import UNSCOPED, Database
-from portal.mail.messages import EmailContent, build_mime
-from portal.mail.models import OutboxMessage
+from portal.db import UNSCOPED, Database, utcnow
+from portal.mail.messages import EmailContent, OutgoingMessage, build_mime
 from portal.mail.outbox import enqueue, send_outbox
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
@@ -47,11 +59,11 @@ CONTENT = EmailContent(
 
 
 class Counter:
-    def __init__(self) -> None:
-        self.count = 0
+    def __init__(self, count: Synchronized[int]) -> None:
+        self.count = count
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.count += 1
+        self.count.value += 1  # one writer: the server process's event loop
         return "250 OK"
 
 
@@ -61,8 +73,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def raw(messages: list[EmailMessage], port: int, connections: int) -> float:
-    async def one_connection(share: list[EmailMessage]) -> None:
+def serve_smtp(port: int, count: Synchronized[int], ready: Event, stop: Event) -> None:
+    """The server process: aiosmtpd on loopback until told to stop."""
+    controller = Controller(Counter(count), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+
+
+class SmtpServerProcess:
+    """aiosmtpd in another process, counting the messages it accepts."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.port = free_port()
+        self._count: Synchronized[int] = context.Value("q", 0)
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=serve_smtp, args=(self.port, self._count, self._ready, self._stop), daemon=True
+        )
+
+    @property
+    def count(self) -> int:
+        return int(self._count.value)
+
+    def start(self) -> None:
+        self._process.start()
+        if not self._ready.wait(timeout=30):
+            self._process.kill()
+            raise RuntimeError("the SMTP server process did not start")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+async def raw(messages: list[Message], port: int, connections: int) -> float:
+    async def one_connection(share: list[Message]) -> None:
         async with aiosmtplib.SMTP(
             hostname="127.0.0.1", port=port, start_tls=False, timeout=15
         ) as client:
@@ -74,17 +125,22 @@ async def raw(messages: list[EmailMessage], port: int, connections: int) -> floa
     return time.perf_counter() - started
 
 
-async def queue_invitations(db: Database, settings: Settings, count: int) -> float:
-    started = time.perf_counter()
+async def create_company(db: Database) -> int:
     async with db.session(company_id=UNSCOPED, write=True) as session:
         company = Company(name="Acme", slug="acme")
         session.add(company)
-        await session.flush()
+        await session.commit()
+        return company.id or 0
+
+
+async def queue_invitations(db: Database, settings: Settings, company_id: int, count: int) -> float:
+    started = time.perf_counter()
+    async with db.session(company_id=UNSCOPED, write=True) as session:
         for i in range(count):
             enqueue(
                 session,
                 settings,
-                company_id=company.id or 0,
+                company_id=company_id,
                 to_address=f"person{i}@acme.example",
                 to_name=f"Person {i}",
                 content=CONTENT,
@@ -97,25 +153,60 @@ async def queue_invitations(db: Database, settings: Settings, count: int) -> flo
     return time.perf_counter() - started
 
 
-def same_messages(count: int, mail_from: str) -> list[EmailMessage]:
+def same_messages(count: int, settings: Settings) -> list[Message]:
+    """What the outbox sends, built the same way, so the raw path pays only for sending."""
+    domain = urlsplit(settings.base_url).hostname
+    created_at = utcnow()
     rows = [
-        OutboxMessage(
+        OutgoingMessage(
             id=i,
-            company_id=1,
-            message_id=f"<bench-{i}@portal>",
+            message_id=make_msgid(domain=domain),
             to_address=f"person{i}@acme.example",
             to_name=f"Person {i}",
             reply_to="ada@acme.example",
             subject=CONTENT.subject,
             body_text=CONTENT.text,
             body_html=CONTENT.html,
-            template="invitation",
             calendar_method="REQUEST",
             calendar_ics=ICS.format(uid=i, i=i),
+            created_at=created_at,
+            attempts=1,
         )
         for i in range(count)
     ]
-    return [build_mime(row, [], mail_from) for row in rows]
+    return [build_mime(row, [], settings.smtp.mail_from) for row in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    raw_rate: float
+    outbox_rate: float
+    queued_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.outbox_rate / self.raw_rate
+
+
+async def one_round(
+    db: Database, settings: Settings, server: SmtpServerProcess, company_id: int, args: Any
+) -> Round:
+    """Raw aiosmtplib, then the outbox, each sending `args.messages` to the same server."""
+    before = server.count
+    messages = same_messages(args.messages, settings)
+    # Each path starts with no garbage left by the set-up (or by the other path) to collect.
+    gc.collect()
+    raw_seconds = await raw(messages, server.port, args.connections)
+    queued_seconds = await queue_invitations(db, settings, company_id, args.messages)
+    gc.collect()
+    started = time.perf_counter()
+    report = await send_outbox(
+        db, settings, SmtpSender(settings.smtp, connections=args.connections)
+    )
+    outbox_seconds = time.perf_counter() - started
+    assert report.sent == args.messages, report
+    assert server.count - before == 2 * args.messages, server.count - before
+    return Round(args.messages / raw_seconds, args.messages / outbox_seconds, queued_seconds)
 
 
 async def main() -> None:
@@ -124,18 +215,18 @@ async def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     args = parser.parse_args()
 
-    counter = Counter()
-    port = free_port()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
+    server = SmtpServerProcess()
+    server.start()
+    rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         migrate.upgrade(url)
         smtp = SmtpSettings(
-            host="127.0.0.1", port=port, tls="none", mail_from="Portal <portal@acme.example>"
+            host="127.0.0.1", port=server.port, tls="none", mail_from="Portal <portal@acme.example>"
         )
         settings = dataclasses.replace(
             Settings(database_url=url, secret_key=Secret("bench" * 10)),
@@ -144,27 +235,28 @@ async def main() -> None:
         )
         db = Database(url)
         try:
-            raw_seconds = await raw(
-                same_messages(args.messages, smtp.mail_from), port, args.connections
+            company_id = await create_company(db)
+            backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+            print(
+                f"{args.messages} invitations with .ics, {args.connections} connections, "
+                f"{backend} outbox, SMTP server in its own process"
             )
-            queued_seconds = await queue_invitations(db, settings, args.messages)
-            started = time.perf_counter()
-            report = await send_outbox(db, settings, SmtpSender(smtp, connections=args.connections))
-            outbox_seconds = time.perf_counter() - started
+            print("  round   raw aiosmtplib   outbox dispatch   ratio   (queueing)")
+            for number in range(1, args.rounds + 1):
+                result = await one_round(db, settings, server, company_id, args)
+                rounds.append(result)
+                print(
+                    f"  {number:5}   {result.raw_rate:8.0f} msg/s   {result.outbox_rate:9.0f} msg/s"
+                    f"   {result.ratio:5.2f}   ({result.queued_seconds:.2f} s)"
+                )
         finally:
             await db.dispose()
-            controller.stop()
-    assert report.sent == args.messages, report
-    assert counter.count == 2 * args.messages, counter.count
-    raw_rate = args.messages / raw_seconds
-    outbox_rate = args.messages / outbox_seconds
-    backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+            server.stop()
+    ratios = [r.ratio for r in rounds]
     print(
-        f"{args.messages} invitations with .ics, {args.connections} connections, {backend} outbox"
+        f"  ratio outbox/raw: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}"
+        "  (target >= 0.90)"
     )
-    print(f"  raw aiosmtplib      {raw_rate:8.0f} msg/s")
-    print(f"  outbox dispatch     {outbox_rate:8.0f} msg/s  (queueing took {queued_seconds:.2f} s)")
-    print(f"  ratio outbox/raw    {outbox_rate / raw_rate:8.2f}  (target >= 0.90)")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.applications import Starlette
@@ -18,14 +21,20 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portal import migrate
+from portal import jobs, migrate
 from portal.accounts import setup_views
 from portal.accounts import views as accounts
+from portal.accounts.models import User
+from portal.conferencing.rooms import personal_room_url
 from portal.db import Database
 from portal.directory import views as directory
 from portal.htmx import is_htmx
-from portal.jobs import InProcessRunner, mail_sender
+from portal.jobs_schema import apply_procrastinate_schema
 from portal.mail import views as mail
+from portal.meetings import views as meetings
+from portal.meetings.services import new_request_key
+from portal.notifications import views as notifications
+from portal.notifications.live import Broadcaster
 from portal.security import CSRFMiddleware, SecurityHeadersMiddleware, csrf_token
 from portal.settings import Settings
 from portal.web import take_flashes
@@ -61,6 +70,30 @@ routes = [
         name="accounts.change_password",
     ),
     Route("/people", directory.people, name="directory.people"),
+    # Before /people/{user_id}, which would otherwise take "suggestions" for an id.
+    Route("/people/suggestions", directory.suggestions, name="directory.suggestions"),
+    Route("/people/{user_id}", directory.profile, name="directory.profile"),
+    Route("/people/{user_id}/card", directory.card, name="directory.card"),
+    Route("/meetings", meetings.history, name="meetings.history"),
+    Route("/meetings/now", meetings.new, name="meetings.new"),
+    Route("/meetings/start", meetings.start, methods=["POST"], name="meetings.start"),
+    Route("/meetings/people", meetings.people_options, name="meetings.people_options"),
+    Route("/join/{token}", meetings.join, name="meetings.join"),
+    Route("/notifications", notifications.notification_list, name="notifications.list"),
+    Route("/notifications/menu", notifications.menu, name="notifications.menu"),
+    Route("/notifications/stream", notifications.stream, name="notifications.stream"),
+    Route(
+        "/notifications/read-all",
+        notifications.read_all,
+        methods=["POST"],
+        name="notifications.read_all",
+    ),
+    Route(
+        "/notifications/{notification_id}/open",
+        notifications.open_notice,
+        methods=["POST"],
+        name="notifications.open",
+    ),
     Route("/setup", setup_views.setup_home, name="setup.home"),
     Route("/setup/users", setup_views.users, name="setup.users"),
     Route("/setup/users/new", setup_views.user_new, methods=GET_POST, name="setup.user_new"),
@@ -102,6 +135,15 @@ routes = [
 ]
 
 
+def local_time(moment: dt.datetime, person: User, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A stored UTC time as `person` reads it, in their own time zone."""
+    try:
+        zone = ZoneInfo(person.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return moment.astimezone(zone).strftime(fmt)
+
+
 def _templates(settings: Settings) -> Jinja2Blocks:
     def page_context(request: Request) -> dict[str, Any]:
         state = request.scope.get("state", {})
@@ -116,6 +158,9 @@ def _templates(settings: Settings) -> Jinja2Blocks:
         directory=str(settings.templates_dir), context_processors=[page_context]
     )
     templates.env.globals["static_version"] = "1"
+    templates.env.globals["personal_room_url"] = functools.partial(personal_room_url, settings)
+    templates.env.globals["new_request_key"] = new_request_key
+    templates.env.filters["local_time"] = local_time
     return templates
 
 
@@ -153,12 +198,14 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await run_in_threadpool(migrate.upgrade, settings.database_url)
-        sender = mail_sender(settings)
-        if sender is not None:
-            app.state.jobs = InProcessRunner(app.state.db, settings, sender)
-            app.state.jobs.start()
+            if not settings.is_embedded:
+                await run_in_threadpool(apply_procrastinate_schema, settings.database_url)
+        # The in-process runner, or procrastinate to defer to (PORTAL_JOBS); None: nothing to run.
+        app.state.jobs = await jobs.start(app.state.db, settings)
+        await app.state.notifications.start()
         yield
-        if sender is not None:
+        await app.state.notifications.stop()
+        if app.state.jobs is not None:
             await app.state.jobs.stop()
         await app.state.db.dispose()
 
@@ -185,5 +232,6 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.templates = _templates(settings)
+    app.state.notifications = Broadcaster(settings.database_url)
     app.state.session_cookie = SESSION_COOKIE
     return app

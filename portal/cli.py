@@ -1,4 +1,4 @@
-"""The `portal` command: serve, db upgrade, create-company, create-user, demo."""
+"""The `portal` command: serve, worker, db upgrade, create-company, create-user, demo."""
 
 from __future__ import annotations
 
@@ -13,13 +13,36 @@ import uvicorn
 from sqlalchemy import select
 from sqlmodel import col
 
-from portal import migrate
+from portal import jobs, migrate
 from portal.accounts import services
-from portal.accounts.demo import DEMO_PASSWORD, ensure_demo_company
+from portal.accounts.demo import DEMO_PASSWORD, PEOPLE, ensure_demo_company
 from portal.accounts.forms import clean_person, is_time_zone
 from portal.accounts.models import ADMIN, MEMBER, Company
 from portal.db import UNSCOPED, Database
+from portal.jobs_schema import apply_procrastinate_schema
 from portal.settings import Settings, SettingsError
+
+
+def _upgrade(settings: Settings) -> None:
+    migrate.upgrade(settings.database_url)
+    if not settings.is_embedded:
+        applied = apply_procrastinate_schema(settings.database_url)
+        if applied:
+            print(f"procrastinate: applied {', '.join(applied)}")
+
+
+def _worker(settings: Settings, concurrency: int) -> None:
+    if settings.is_embedded:
+        raise ValueError(
+            "portal worker needs PostgreSQL; on SQLite the jobs run inside the web process"
+        )
+    if concurrency < 1:
+        raise ValueError("--concurrency must be at least 1")
+    if settings.jobs_runner != "worker":
+        logging.getLogger(__name__).warning(
+            "PORTAL_JOBS=in-process: web processes run the jobs too; this worker adds to them"
+        )
+    asyncio.run(jobs.run_worker(settings, concurrency=concurrency))
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -84,10 +107,10 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password: s
         await db.dispose()
 
 
-async def _seed_demo(settings: Settings) -> None:
+async def _seed_demo(settings: Settings, people: int) -> None:
     db = Database(settings.database_url)
     try:
-        demo = await ensure_demo_company(db, settings)
+        demo = await ensure_demo_company(db, settings, people=people)
     finally:
         await db.dispose()
     state = "created" if demo.created else "kept from the last run"
@@ -118,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--workers", type=int, default=1)
     demo.add_argument(
         "--no-serve", action="store_true", help="only migrate and create the demo data"
+    )
+    demo.add_argument(
+        "--people",
+        type=int,
+        default=len(PEOPLE),
+        help="how many people a new Acme gets (at least the 30 named ones; bench/ uses 10000)",
+    )
+    worker = commands.add_parser(
+        "worker",
+        help="run the background jobs from procrastinate (PostgreSQL); stops on SIGTERM or SIGINT",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="how many jobs this process runs at once"
     )
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
@@ -158,23 +194,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "db":
-            migrate.upgrade(settings.database_url)
+            _upgrade(settings)
             print("database is up to date")
+        elif args.command == "worker":
+            _worker(settings, args.concurrency)
         elif args.command == "create-company":
             if settings.migrate_on_start:
-                migrate.upgrade(settings.database_url)
+                _upgrade(settings)
             print(asyncio.run(_create_company(settings, args.name, args.slug, args.time_zone)))
         elif args.command == "create-user":
             password = _read_password(args)
             print(asyncio.run(_create_user(settings, args, password)))
         elif args.command == "demo":
-            migrate.upgrade(settings.database_url)
-            asyncio.run(_seed_demo(settings))
+            _upgrade(settings)
+            asyncio.run(_seed_demo(settings, args.people))
             if not args.no_serve:
                 _serve(settings, args.host, args.port, args.workers)
         else:
             _serve(settings, args.host, args.port, args.workers)
-    except (SettingsError, ValueError, services.FormErrors) as error:
+    except (SettingsError, ValueError, services.FormErrors, jobs.JobsUnavailable) as error:
         message = (
             "; ".join(error.errors.values())
             if isinstance(error, services.FormErrors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm.util import LoaderCriteriaOption
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -82,15 +84,23 @@ def _scope_to_company(state: ORMExecuteState) -> None:
         ):
             raise UnscopedQuery("open the session with Database.session(company_id=...)")
         return
+    state.statement = state.statement.options(*_company_criteria(company_id, tuple(TENANT_TABLES)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _company_criteria(
+    company_id: int, tables: tuple[type[Any], ...]
+) -> tuple[LoaderCriteriaOption, ...]:
+    """The options that scope `tables` to one company, built once per company and table set.
+
+    Building them analyses a lambda per table: a tenth of a millisecond on every query when
+    done each time. Keyed by the tables too, so a table registered later is never left out.
+    """
     # One option per table rather than one on the marker class: the criteria lambda must be
     # able to read `company_id` from the class it is given, and the marker has no column.
-    state.statement = state.statement.options(
-        *(
-            with_loader_criteria(
-                table, lambda cls: cls.company_id == company_id, include_aliases=True
-            )
-            for table in TENANT_TABLES
-        )
+    return tuple(
+        with_loader_criteria(table, lambda cls: cls.company_id == company_id, include_aliases=True)
+        for table in tables
     )
 
 
@@ -139,8 +149,12 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        self.engine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        # A pre-ping finds connections a server dropped; a SQLite file drops none, and the ping
+        # costs four round trips to aiosqlite's thread on every request.
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = create_async_engine(
+            async_url(url), echo=echo, pool_pre_ping=not self.is_sqlite
+        )
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)

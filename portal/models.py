@@ -2,5 +2,17 @@
 
 from portal.accounts.models import Company, LoginThrottle, User
 from portal.mail.models import OutboxAttachment, OutboxMessage
+from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
+from portal.notifications.models import Notification
 
-__all__ = ["Company", "LoginThrottle", "OutboxAttachment", "OutboxMessage", "User"]
+__all__ = [
+    "Company",
+    "LoginThrottle",
+    "Meeting",
+    "MeetingInvitee",
+    "MeetingJoin",
+    "Notification",
+    "OutboxAttachment",
+    "OutboxMessage",
+    "User",
+]

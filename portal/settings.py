@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pwdlib import PasswordHash
 from starlette.datastructures import Secret
@@ -44,6 +45,11 @@ class Settings:
     migrate_on_start: bool = False
     password_hasher: PasswordHash = field(default_factory=PasswordHash.recommended)
     set_password_link_hours: int = 72
+    # Every person's personal room lives here until the company connects a conferencing account.
+    jitsi_url: str = "https://meet.jit.si"
+    # Who runs the background jobs: "in-process" (a loop in each web process) or "worker"
+    # (procrastinate, `portal worker`); empty means in-process on SQLite, worker on PostgreSQL.
+    jobs: str = ""
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
 
@@ -54,6 +60,10 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def jobs_runner(self) -> str:
+        return self.jobs or ("in-process" if self.is_embedded else "worker")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -78,6 +88,7 @@ class Settings:
             raise SettingsError("PORTAL_SMTP_TLS must be one of starttls, tls, none")
         return cls(
             database_url=database_url,
+            jitsi_url=_room_service_url(env.get("PORTAL_JITSI_URL", "https://meet.jit.si")),
             secret_key=Secret(secret),
             base_url=env.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             data_dir=data_dir,
@@ -90,7 +101,28 @@ class Settings:
                 mail_from=env.get("PORTAL_MAIL_FROM", "Portal <portal@localhost>"),
             ),
             migrate_on_start=_flag(env.get("PORTAL_MIGRATE_ON_START"), default=embedded),
+            jobs=_jobs_runner(env.get("PORTAL_JOBS", ""), embedded=embedded),
         )
+
+
+def _room_service_url(url: str) -> str:
+    """People are sent to this address: https only, except a service on this very machine."""
+    parts = urlsplit(url.strip())
+    local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if not parts.hostname or (parts.scheme != "https" and not (parts.scheme == "http" and local)):
+        raise SettingsError(
+            "PORTAL_JITSI_URL must be an https:// address, e.g. https://meet.jit.si"
+        )
+    return url.strip().rstrip("/")
+
+
+def _jobs_runner(value: str, *, embedded: bool) -> str:
+    runner = value.strip().lower()
+    if runner not in {"", "in-process", "worker"}:
+        raise SettingsError("PORTAL_JOBS must be in-process or worker")
+    if runner == "worker" and embedded:
+        raise SettingsError("PORTAL_JOBS=worker needs PostgreSQL (procrastinate's queue)")
+    return runner
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -109,7 +111,15 @@ def login_required(view: View) -> View:
             )
         write = request.method not in SAFE_METHODS
         async with database_of(request).session(company_id=company_id, write=write) as session:
-            user = await session.get(User, user_id)
+            # One query for both: each ORM query costs about half a millisecond, on every page.
+            row = (
+                await session.execute(
+                    select(User, Company)
+                    .join(Company, col(Company.id) == col(User.company_id))
+                    .where(col(User.id) == user_id)
+                )
+            ).one_or_none()
+            user, company = row if row is not None else (None, None)
             if (
                 user is None
                 or not user.active
@@ -118,7 +128,7 @@ def login_required(view: View) -> View:
                 request.session.clear()
                 return _to_sign_in(request, "You have been signed out. Please sign in again.")
             request.state.user = user
-            request.state.company = await session.get(Company, company_id)
+            request.state.company = company
             request.state.db = session
             return await view(request)
 

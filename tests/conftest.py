@@ -3,7 +3,6 @@ an app built from test settings, and a client that signs in and sends CSRF token
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import secrets
@@ -75,16 +74,6 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and _is_coroutine(item.obj):
-            item.add_marker(pytest.mark.anyio)
-
-
-def _is_coroutine(function: Any) -> bool:
-    return inspect.iscoroutinefunction(function)
 
 
 @pytest.fixture

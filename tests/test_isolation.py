@@ -9,6 +9,7 @@ from portal.app import routes
 from portal.db import Database
 from portal.mail.messages import EmailContent
 from portal.mail.outbox import enqueue
+from portal.notifications.services import notify, unread_count
 from portal.settings import Settings
 from tests.conftest import PortalClient, make_company, make_user
 
@@ -31,8 +32,11 @@ async def test_every_route_answers_404_to_another_companys_ids(
             content=EmailContent("victim secret", "t", "h"),
             template="test",
         )
+        notice = await notify(
+            session, recipient=victim, actor=None, kind="test", text="victim secret", url="/people"
+        )
         await session.commit()
-    ids = {"user_id": victim.id, "message_id": mail.id}
+    ids = {"user_id": victim.id, "message_id": mail.id, "notification_id": notice.id}
     walked = 0
     for route in routes:
         assert isinstance(route, Route)
@@ -58,6 +62,8 @@ async def test_every_route_answers_404_to_another_companys_ids(
     async with db.session(company_id=globex.id) as session:
         stored = await session.get(User, victim.id)
     assert stored is not None and stored.active and stored.display_name != "Hacked"
+    async with db.session(company_id=globex.id) as session:
+        assert await unread_count(session, victim) == 1
 
 
 async def test_lists_and_search_show_only_the_viewers_company(

@@ -45,3 +45,15 @@ def test_smtp_settings(tmp_path: Path) -> None:
     assert settings.smtp.configured and settings.smtp.port == 465
     with pytest.raises(SettingsError, match="PORTAL_SMTP_TLS"):
         Settings.from_env({"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_SMTP_TLS": "maybe"})
+
+
+def test_the_room_service_must_be_https_except_on_this_machine(tmp_path: Path) -> None:
+    base = {"PORTAL_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(base).jitsi_url == "https://meet.jit.si"
+    custom = Settings.from_env({**base, "PORTAL_JITSI_URL": "https://jitsi.acme.example/"})
+    assert custom.jitsi_url == "https://jitsi.acme.example"
+    local = Settings.from_env({**base, "PORTAL_JITSI_URL": "http://127.0.0.1:9000/rooms"})
+    assert local.jitsi_url == "http://127.0.0.1:9000/rooms"
+    for bad in ("http://jitsi.acme.example", "javascript:alert(1)", "meet.jit.si"):
+        with pytest.raises(SettingsError, match="PORTAL_JITSI_URL"):
+            Settings.from_env({**base, "PORTAL_JITSI_URL": bad})

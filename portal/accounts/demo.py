@@ -1,10 +1,14 @@
-"""The demo company: Acme, 30 people in 5 departments, one admin; created once, then kept."""
+"""The demo company: Acme, 30 people in 5 departments, one admin; created once, then kept.
+Asked for more people (benchmarks: 10,000), it adds made-up colleagues after the 30."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import col
 
 from portal.accounts.models import ADMIN, MEMBER, Company, User
@@ -51,6 +55,34 @@ PEOPLE = [
 ]
 
 
+# For the made-up colleagues: 40 x 26 x 40 distinct names before any repeats.
+# fmt: off
+FIRST_NAMES = (
+    "Aiko", "Ben", "Carla", "Dev", "Elif", "Finn", "Gita", "Hugo", "Ines", "Jon", "Kofi", "Lena",
+    "Marta", "Nils", "Olu", "Pia", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera", "Wen", "Xavi",
+    "Yara", "Zane", "Anya", "Bruno", "Chen", "Dara", "Emil", "Farah", "Goran", "Hana", "Ivo",
+    "Jana", "Kai", "Luca", "Maya", "Noor",
+)
+LAST_NAMES = (
+    "Abe", "Bauer", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Horvat", "Ito", "Jensen",
+    "Kim", "Lopez", "Moreau", "Nakamura", "Olsen", "Petrov", "Quispe", "Reyes", "Sato", "Torres",
+    "Umeh", "Varga", "Weber", "Xu", "Yilmaz", "Zhou", "Adeyemi", "Brandt", "Castro", "Dalton",
+    "Evans", "Fontaine", "Gupta", "Hale", "Ivanova", "Jovanovic", "Keller", "Lund", "Mendes",
+    "Novak",
+)
+# fmt: on
+
+
+def _made_up_people(count: int) -> Iterator[tuple[str, str, str, str]]:
+    """`count` more (name, title, department, zone), in the same departments and zones."""
+    shapes = itertools.cycle([(title, department, zone) for _, title, department, zone in PEOPLE])
+    names = itertools.product(LAST_NAMES, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", FIRST_NAMES)
+    for (last, initial, first), (title, department, zone) in zip(
+        itertools.islice(itertools.cycle(names), count), shapes, strict=False
+    ):
+        yield f"{first} {initial}. {last}", title, department, zone
+
+
 @dataclass(frozen=True)
 class DemoCompany:
     company: Company
@@ -63,8 +95,11 @@ def demo_email(name: str) -> str:
     return ".".join(ascii_name.split()) + f"@{DOMAIN}"
 
 
-async def ensure_demo_company(db: Database, settings: Settings) -> DemoCompany:
-    """Create Acme and its people unless they exist; existing data is never changed."""
+async def ensure_demo_company(
+    db: Database, settings: Settings, *, people: int = len(PEOPLE)
+) -> DemoCompany:
+    """Create Acme and its people (at least the 30 named ones) unless Acme exists; existing
+    data is never changed."""
     admin_email = demo_email(PEOPLE[0][0])
     async with db.session(company_id=UNSCOPED, write=True) as session:
         company = (
@@ -91,5 +126,31 @@ async def ensure_demo_company(db: Database, settings: Settings) -> DemoCompany:
                     password_hash=password_hash,
                 )
             )
+        extra = [
+            _made_up_row(company.id or 0, number, person, password_hash)
+            for number, person in enumerate(_made_up_people(people - len(PEOPLE)), start=1)
+        ]
+        if extra:
+            # One multi-row INSERT: 10,000 ORM objects would take the unit of work seconds.
+            await session.execute(insert(User), extra)
         await session.commit()
     return DemoCompany(company, admin_email, created=True)
+
+
+def _made_up_row(
+    company_id: int, number: int, person: tuple[str, str, str, str], password_hash: str
+) -> dict[str, Any]:
+    name, title, department, zone = person
+    first, _, last = name.split()
+    return {
+        "company_id": company_id,
+        # numbered: names repeat after 41,600 people, addresses never do
+        "email": f"{first.lower()}.{last.lower()}.{number}@{DOMAIN}",
+        "display_name": name,
+        "title": title,
+        "department": department,
+        "phone": f"+1 415 556 {number:04d}",
+        "time_zone": zone,
+        "role": MEMBER,
+        "password_hash": password_hash,
+    }

@@ -13,6 +13,7 @@ from portal.accounts.forms import clean_person, time_zones
 from portal.accounts.imports import ImportRefused, import_people
 from portal.accounts.models import User
 from portal.htmx import render
+from portal.jobs import mail_queued
 from portal.pagination import page_number, paginate
 from portal.web import (
     admin_required,
@@ -98,6 +99,7 @@ async def user_new(request: Request) -> Response:
         except services.FormErrors as error:
             errors = error.errors
         else:
+            await mail_queued(request.app.state)
             flash(
                 request,
                 f"{user.display_name} is added. A link to set a password is on its way to them.",
@@ -160,6 +162,7 @@ async def user_resend(request: Request) -> Response:
         await services.resend_invitation(
             db_session(request), settings_of(request), company_of(request), viewer(request), user
         )
+        await mail_queued(request.app.state)
         flash(request, f"A new set-password link is on its way to {user.email}.", "success")
     return redirect(str(request.url_for("setup.user_edit", user_id=user.id)))
 
@@ -177,4 +180,5 @@ async def users_import(request: Request) -> Response:
         )
     except ImportRefused as error:
         return render(request, "setup/import.html", {"file_error": str(error)}, status_code=400)
+    await mail_queued(request.app.state)
     return render(request, "setup/import.html", {"report": report})

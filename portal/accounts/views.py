@@ -9,6 +9,7 @@ from portal.accounts import services
 from portal.accounts.forms import clean_profile, time_zones
 from portal.accounts.tokens import InvalidLink
 from portal.htmx import render
+from portal.jobs import mail_queued
 from portal.web import (
     company_of,
     database_of,
@@ -77,6 +78,8 @@ async def forgot_password(request: Request) -> Response:
     await services.request_password_reset(
         database_of(request), settings_of(request), data.get("email", "")
     )
+    # Called whether or not an account matched, so the answer's timing tells nobody which.
+    await mail_queued(request.app.state)
     flash(
         request,
         "If that address belongs to an active account, a link to choose a new password "

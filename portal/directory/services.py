@@ -1,13 +1,24 @@
-"""Finding colleagues: search by name, email, title or department."""
+"""Finding colleagues, and what time it is where they are."""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.accounts.models import User
 from portal.pagination import Page, paginate
+
+# More words than this add nothing to a name search and only make the query longer.
+MAX_TERMS = 5
+# We store no working hours; a weekday from 9:00 to 18:00 local is the convention the card states.
+WORKDAY_START = dt.time(9)
+WORKDAY_END = dt.time(18)
 
 
 async def departments(session: AsyncSession) -> list[str]:
@@ -20,25 +31,108 @@ async def departments(session: AsyncSession) -> list[str]:
     return list(rows.scalars())
 
 
-async def search_people(
-    session: AsyncSession, text: str, *, department: str = "", page: int = 1, size: int = 25
-) -> Page[User]:
-    """Active colleagues whose name, email, title or department contains `text`."""
+def _matching(text: str, department: str) -> Select[Any]:
+    """Active colleagues, in name order, each of whose words in `text` appears in some field."""
     query = (
         select(User)
         .where(col(User.active).is_(True))
         .order_by(col(User.display_name), col(User.id))
     )
-    if text:
-        pattern = f"%{text.lower()}%"
-        query = query.where(
-            or_(
-                col(User.display_name).ilike(pattern),
-                col(User.email).like(pattern),
-                col(User.title).ilike(pattern),
-                col(User.department).ilike(pattern),
-            )
+    terms: list[ColumnElement[bool]] = [
+        or_(
+            col(User.display_name).icontains(word, autoescape=True),
+            # stored lower-cased, so a plain LIKE suffices and can stay cheap
+            col(User.email).contains(word.lower(), autoescape=True),
+            col(User.title).icontains(word, autoescape=True),
+            col(User.department).icontains(word, autoescape=True),
         )
+        for word in text.split()[:MAX_TERMS]
+    ]
+    if terms:
+        query = query.where(and_(*terms))
     if department:
         query = query.where(col(User.department) == department)
-    return await paginate(session, query, page, size)
+    return query
+
+
+async def search_people(
+    session: AsyncSession, text: str, *, department: str = "", page: int = 1, size: int = 25
+) -> Page[User]:
+    """Active colleagues whose name, email, title or department contain the words of `text`."""
+    return await paginate(session, _matching(text, department), page, size)
+
+
+async def first_matches(session: AsyncSession, text: str, *, limit: int = 6) -> list[User]:
+    """The first few people `text` finds, for the top bar's suggestions (no count needed)."""
+    if not text.strip():
+        return []
+    rows = await session.execute(_matching(text, "").limit(limit))
+    return list(rows.scalars())
+
+
+async def colleague(session: AsyncSession, user_id: int) -> User | None:
+    """An active person of the session's company; anyone else is nobody to this viewer."""
+    person = await session.get(User, user_id)
+    return person if person is not None and person.active else None
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        # A zone that a later tzdata dropped: UTC is a known answer rather than an error page.
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _duration(delta: dt.timedelta) -> str:
+    minutes = abs(int(delta.total_seconds())) // 60
+    hours, minutes = divmod(minutes, 60)
+    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class LocalTime:
+    """What a person's clock says at one instant, and how it compares with the viewer's."""
+
+    at: dt.datetime
+    viewer_at: dt.datetime
+
+    @property
+    def zone(self) -> str:
+        return str(self.at.tzinfo).replace("_", " ")
+
+    @property
+    def clock(self) -> str:
+        return self.at.strftime("%H:%M")
+
+    @property
+    def day(self) -> str:
+        """'tomorrow' or 'yesterday' when their date is not the viewer's, else ''."""
+        days = (self.at.date() - self.viewer_at.date()).days
+        return {1: "tomorrow", -1: "yesterday"}.get(days, "")
+
+    @property
+    def relation(self) -> str:
+        ahead = (self.at.utcoffset() or dt.timedelta()) - (
+            self.viewer_at.utcoffset() or dt.timedelta()
+        )
+        if not ahead:
+            return "same time as you"
+        return f"{_duration(ahead)} {'ahead of' if ahead > dt.timedelta() else 'behind'} you"
+
+    @property
+    def working_hours(self) -> bool:
+        return self.at.weekday() < 5 and WORKDAY_START <= self.at.time() < WORKDAY_END
+
+    @property
+    def status(self) -> str:
+        if self.working_hours:
+            return "Working hours"
+        weekend = f"{self.at:%A} " if self.at.weekday() >= 5 else ""
+        return f"Outside working hours ({weekend}{self.clock} local)"
+
+
+def local_time(zone: str, viewer_zone: str, now: dt.datetime) -> LocalTime:
+    """The time in `zone` at the instant `now`, compared with `viewer_zone` at that instant."""
+    return LocalTime(now.astimezone(_zone(zone)), now.astimezone(_zone(viewer_zone)))

@@ -1,14 +1,25 @@
-"""The People page: the company's directory."""
+"""The People page, the top bar's suggestions, profiles and hover cards."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from portal.accounts.models import User
+from portal.db import utcnow
 from portal.directory import services
-from portal.htmx import render
+from portal.htmx import is_htmx, render
 from portal.pagination import page_number
-from portal.web import db_session, login_required, redirect
+from portal.web import db_session, int_param, login_required, redirect, viewer
+
+# Long enough that hovering the same names again costs no request, short enough that an edited
+# title shows up within a minute; private because it is rendered for one viewer.
+CARD_CACHE_CONTROL = "private, max-age=60"
+
+
+def _search_text(request: Request, name: str) -> str:
+    return request.query_params.get(name, "").strip()[:100]
 
 
 @login_required
@@ -18,8 +29,8 @@ async def home(request: Request) -> Response:
 
 @login_required
 async def people(request: Request) -> Response:
-    q = request.query_params.get("q", "").strip()[:100]
-    department = request.query_params.get("department", "").strip()[:100]
+    q = _search_text(request, "q")
+    department = _search_text(request, "department")
     session = db_session(request)
     page = await services.search_people(
         session, q, department=department, page=page_number(request.query_params.get("page"))
@@ -31,3 +42,44 @@ async def people(request: Request) -> Response:
         "departments": await services.departments(session),
     }
     return render(request, "directory/people.html", context, block="results")
+
+
+@login_required
+async def suggestions(request: Request) -> Response:
+    q = _search_text(request, "q")
+    if not is_htmx(request):
+        # Only the top bar's script asks for this fragment; a person who lands here gets the page.
+        people_url = request.url_for("directory.people").include_query_params(q=q)
+        return redirect(str(people_url))
+    matches = await services.first_matches(db_session(request), q)
+    response = render(request, "directory/suggestions.html", {"q": q, "people": matches})
+    response.headers["vary"] = "HX-Request"
+    return response
+
+
+async def _colleague_or_404(request: Request) -> User:
+    person = await services.colleague(db_session(request), int_param(request, "user_id"))
+    if person is None:
+        raise HTTPException(404, "No such person in your company.")
+    return person
+
+
+@login_required
+async def profile(request: Request) -> Response:
+    person = await _colleague_or_404(request)
+    local = services.local_time(person.time_zone, viewer(request).time_zone, utcnow())
+    return render(request, "directory/profile.html", {"person": person, "local": local})
+
+
+@login_required
+async def card(request: Request) -> Response:
+    person = await _colleague_or_404(request)
+    if not is_htmx(request):
+        # The card is a glimpse of the profile: opened on its own, the profile is what one wants.
+        response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
+    else:
+        local = services.local_time(person.time_zone, viewer(request).time_zone, utcnow())
+        response = render(request, "directory/card.html", {"person": person, "local": local})
+        response.headers["cache-control"] = CARD_CACHE_CONTROL
+    response.headers["vary"] = "HX-Request"
+    return response

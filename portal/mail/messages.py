@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
-from email import encoders
 from email.header import Header
 from email.message import Message
-from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, quote
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from portal.mail.models import OutboxAttachment, OutboxMessage
+from portal.mail.models import OutboxAttachment
 
 # CR/LF/NUL would start a new header line; "=?" starts an encoded word (CVE-2024-6923).
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]|=\?")
@@ -28,6 +27,24 @@ class EmailContent:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """An outbox row as claimed for sending: the columns that go out, without ORM bookkeeping."""
+
+    id: int
+    message_id: str
+    to_address: str
+    to_name: str
+    reply_to: str
+    subject: str
+    body_text: str
+    body_html: str
+    calendar_method: str
+    calendar_ics: str
+    created_at: dt.datetime
+    attempts: int
 
 
 def header_safe(value: str) -> str:
@@ -56,31 +73,27 @@ def render_email(templates_dir: Path, name: str, context: dict[str, Any]) -> Ema
 
 
 def build_mime(
-    message: OutboxMessage, attachments: list[OutboxAttachment], mail_from: str
+    message: OutgoingMessage, attachments: list[OutboxAttachment], mail_from: str
 ) -> Message:
     """The message as sent: text and HTML (and a calendar) as alternatives, then attachments.
 
     With a calendar the shape is the one Gmail and Outlook show with Accept/Decline:
     multipart/mixed > multipart/alternative (text, html, text/calendar; method=...) + invite.ics.
-    Built with the email.mime classes: EmailMessage's content manager costs ~2.5 ms a message,
-    which would make building, not sending, the limit of a large fan-out.
     """
-    body = MIMEMultipart("alternative")
-    body.attach(MIMEText(message.body_text, "plain", "utf-8"))
-    body.attach(MIMEText(message.body_html, "html", "utf-8"))
+    alternatives = [
+        _part('text/plain; charset="utf-8"', message.body_text.encode()),
+        _part('text/html; charset="utf-8"', message.body_html.encode()),
+    ]
     files: list[Message] = []
     if message.calendar_ics:
-        calendar = MIMEText(message.calendar_ics, "calendar", "utf-8")
-        calendar.set_param("method", message.calendar_method or "REQUEST")
-        body.attach(calendar)
-        files.append(_file(message.calendar_ics.encode(), "application/ics", "invite.ics"))
+        ics = message.calendar_ics.encode()
+        method = quote(header_safe(message.calendar_method or "REQUEST"))
+        alternatives.append(_part(f'text/calendar; charset="utf-8"; method="{method}"', ics))
+        files.append(_file(ics, "application/ics", "invite.ics"))
     files += [_file(a.data, a.content_type, a.filename) for a in attachments]
-    mime: Message = body
+    mime: Message = MIMEMultipart("alternative", _subparts=alternatives)
     if files:
-        mime = MIMEMultipart("mixed")
-        mime.attach(body)
-        for part in files:
-            mime.attach(part)
+        mime = MIMEMultipart("mixed", _subparts=[mime, *files])
     mime["Message-ID"] = message.message_id
     mime["Date"] = formatdate(message.created_at.timestamp())
     mime["From"] = mail_from
@@ -92,10 +105,22 @@ def build_mime(
     return mime
 
 
+def _part(content_type: str, data: bytes) -> Message:
+    """A base64 leaf part with the headers MIMEText(..., "utf-8") or MIMEBase would give it.
+
+    Built directly: MIMEText parses and rewrites its Content-Type header several times a part,
+    which made building a message (~110 µs) cost a fifth as much as sending it; this takes ~25.
+    """
+    part = Message()
+    part["Content-Type"] = content_type
+    part["MIME-Version"] = "1.0"
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(base64.encodebytes(data).decode("ascii"))
+    return part
+
+
 def _file(data: bytes, content_type: str, filename: str) -> Message:
     maintype, _, subtype = content_type.partition("/")
-    part = MIMEBase(maintype or "application", subtype or "octet-stream")
-    part.set_payload(data)
-    encoders.encode_base64(part)
+    part = _part(f"{maintype or 'application'}/{subtype or 'octet-stream'}", data)
     part.add_header("Content-Disposition", "attachment", filename=header_safe(filename))
     return part

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.message import Message
 from email.utils import make_msgid
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from portal.db import UNSCOPED, Database, utcnow
 from portal.mail.interfaces import MailSender, SendResult
-from portal.mail.messages import EmailContent, build_mime, header_safe
+from portal.mail.messages import EmailContent, OutgoingMessage, build_mime, header_safe
 from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
 from portal.settings import Settings
 
@@ -101,8 +101,14 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return base * random.uniform(0.75, 1.25)
 
 
-async def claim_batch(db: Database, limit: int = BATCH_SIZE) -> list[OutboxMessage]:
-    """Take up to `limit` due messages for this dispatcher; no other dispatcher gets them."""
+# What a claim returns: the columns of OutgoingMessage, as plain rows rather than ORM objects.
+_CLAIMED = [col(getattr(OutboxMessage, field.name)) for field in fields(OutgoingMessage)]
+
+
+async def claim_batch(
+    db: Database, limit: int = BATCH_SIZE
+) -> tuple[list[OutgoingMessage], dict[int, list[OutboxAttachment]]]:
+    """Take up to `limit` due messages (and their attachments); no other dispatcher gets them."""
     now = utcnow()
     due = (
         select(col(OutboxMessage.id))
@@ -121,26 +127,27 @@ async def claim_batch(db: Database, limit: int = BATCH_SIZE) -> list[OutboxMessa
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
             .values(claimed_until=now + CLAIM_FOR, attempts=col(OutboxMessage.attempts) + 1)
-            .returning(OutboxMessage)
+            .returning(*_CLAIMED)
+            .execution_options(synchronize_session=False)
         )
-        messages = sorted(claimed.scalars().all(), key=lambda m: m.id or 0)
+        messages = sorted((OutgoingMessage(*row) for row in claimed), key=lambda m: m.id)
+        attachments = await _attachments(session, [m.id for m in messages]) if messages else {}
         await session.commit()
-    return messages
+    return messages, attachments
 
 
-async def _attachments(db: Database, ids: list[int]) -> dict[int, list[OutboxAttachment]]:
+async def _attachments(session: AsyncSession, ids: list[int]) -> dict[int, list[OutboxAttachment]]:
     found: dict[int, list[OutboxAttachment]] = {}
-    async with db.session(company_id=UNSCOPED) as session:
-        rows = await session.execute(
-            select(OutboxAttachment).where(col(OutboxAttachment.message_id).in_(ids))
-        )
-        for attachment in rows.scalars():
-            found.setdefault(attachment.message_id, []).append(attachment)
+    rows = await session.execute(
+        select(OutboxAttachment).where(col(OutboxAttachment.message_id).in_(ids))
+    )
+    for attachment in rows.scalars():
+        found.setdefault(attachment.message_id, []).append(attachment)
     return found
 
 
 async def _record(
-    db: Database, messages: list[OutboxMessage], results: list[SendResult]
+    db: Database, messages: list[OutgoingMessage], results: list[SendResult]
 ) -> DispatchReport:
     report = DispatchReport()
     now = utcnow()
@@ -151,6 +158,7 @@ async def _record(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(sent_ids))
                 .values(status=SENT, sent_at=now, claimed_until=None, last_error="")
+                .execution_options(synchronize_session=False)
             )
             report.sent = len(sent_ids)
         for message, result in zip(messages, results, strict=True):
@@ -168,7 +176,10 @@ async def _record(
                 values["next_attempt_at"] = now + retry_delay(message.attempts)
                 report.retrying += 1
             await session.execute(
-                update(OutboxMessage).where(col(OutboxMessage.id) == message.id).values(**values)
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == message.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
         await session.commit()
     return report
@@ -176,36 +187,47 @@ async def _record(
 
 @dataclass(frozen=True)
 class _Batch:
-    messages: list[OutboxMessage]
+    messages: list[OutgoingMessage]
     mimes: list[Message]
 
 
 async def _prepare(db: Database, settings: Settings) -> _Batch:
-    messages = await claim_batch(db)
-    attachments = await _attachments(db, [m.id or 0 for m in messages]) if messages else {}
+    messages, attachments = await claim_batch(db)
     mail_from = settings.smtp.mail_from
-    mimes = [build_mime(m, attachments.get(m.id or 0, []), mail_from) for m in messages]
+    mimes = [build_mime(m, attachments.get(m.id, []), mail_from) for m in messages]
     return _Batch(messages, mimes)
 
 
 async def send_outbox(db: Database, settings: Settings, sender: MailSender) -> DispatchReport:
-    """Send every message that is due now, in batches; the next batch is claimed while one sends."""
+    """Send every message that is due now, in batches.
+
+    While one batch sends, the next is claimed and built and the one before is marked, so the
+    SMTP connections wait only for the first claim.
+    """
     total = DispatchReport()
+    upcoming: asyncio.Task[_Batch] | None = None
+    marking: asyncio.Task[DispatchReport] | None = None
     try:
         batch = await _prepare(db, settings)
         while batch.messages:
-            full = len(batch.messages) == BATCH_SIZE
-            upcoming = asyncio.create_task(_prepare(db, settings)) if full else None
-            try:
-                results = await sender.send_batch(batch.mimes)
-                total.add(await _record(db, batch.messages, results))
-            except BaseException:
-                if upcoming is not None:
-                    upcoming.cancel()
-                raise
+            if len(batch.messages) == BATCH_SIZE:
+                upcoming = asyncio.create_task(_prepare(db, settings))
+            results = await sender.send_batch(batch.mimes)
+            if marking is not None:
+                total.add(await marking)
+            # Marked only now that the server has answered for each message (at least once).
+            marking = asyncio.create_task(_record(db, batch.messages, results))
             batch = await upcoming if upcoming is not None else _Batch([], [])
+            upcoming = None
     finally:
-        await sender.close()
+        if upcoming is not None:
+            upcoming.cancel()
+        try:
+            # Even when sending failed: what the server accepted must not be sent again.
+            if marking is not None:
+                total.add(await marking)
+        finally:
+            await sender.close()
     if total.sent or total.retrying or total.failed:
         log.info(
             "outbox: %d sent, %d retrying, %d failed", total.sent, total.retrying, total.failed

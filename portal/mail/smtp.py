@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from email.message import Message
 
@@ -41,11 +42,18 @@ class SmtpSender:
     """Sends a batch over up to `connections` SMTP connections, each reused for many messages."""
 
     def __init__(
-        self, settings: SmtpSettings, *, connections: int = 4, timeout: float = 15.0
+        self,
+        settings: SmtpSettings,
+        *,
+        connections: int = 4,
+        timeout: float = 15.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
         self.connections = connections
         self.timeout = timeout
+        # None: the system's trusted CAs (or SSL_CERT_FILE), with hostname checks.
+        self.tls_context = tls_context
         # Connections kept open between the batches of one outbox run; close() ends them.
         self._idle: list[aiosmtplib.SMTP] = []
 
@@ -58,6 +66,7 @@ class SmtpSender:
             password=str(settings.password) if settings.password else None,
             use_tls=settings.tls == "tls",
             start_tls=settings.tls == "starttls",
+            tls_context=self.tls_context,
             timeout=self.timeout,
         )
 

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from portal import jobs
 from portal.htmx import render
 from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
 from portal.mail.outbox import retry_now
@@ -45,7 +46,7 @@ async def outbox(request: Request) -> Response:
         "status": status,
         "statuses": STATUSES,
         "smtp": settings_of(request).smtp,
-        "jobs": getattr(request.app.state, "jobs", None),
+        "jobs": await jobs.health(request.app.state),
     }
     return render(request, "setup/outbox.html", context, block="message_list")
 
@@ -84,8 +85,6 @@ async def outbox_retry(request: Request) -> Response:
         flash(request, "Only failed or held messages can be retried.", "error")
     else:
         await retry_now(db_session(request), message)
-        jobs = getattr(request.app.state, "jobs", None)
-        if jobs is not None:
-            jobs.wake()
+        await jobs.mail_queued(request.app.state)
         flash(request, f"The message to {message.to_address} is queued again.", "success")
     return redirect(str(request.url_for("mail.outbox_message", message_id=message.id)))

@@ -19,8 +19,7 @@ async def test_sign_in_redirects_home_and_shows_the_top_bar(
     assert "Ada Admin" in page.text
     assert 'aria-label="Company Setup"' in page.text
     assert "Account Settings" in page.text and "Sign out" in page.text
-    # The Create menu has no items until Meet Now lands: hidden, not empty.
-    assert "Create" not in page.text
+    assert ">Create</summary>" in page.text and ">Meet Now</a>" in page.text
 
 
 async def test_member_sees_no_gear_and_cannot_open_company_setup(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,13 +32,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("portal-data")
+@contextlib.contextmanager
+def serve_demo(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`portal demo` in a subprocess on a free port, until the block ends."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-    env.update({"PORTAL_DATA_DIR": str(data_dir), "PORTAL_BASE_URL": url})
+    env.update({"PORTAL_DATA_DIR": str(data_dir), "PORTAL_BASE_URL": url, **(extra_env or {})})
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "demo", "--port", str(port)],
@@ -63,6 +64,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve_demo(tmp_path_factory.mktemp("portal-data")) as running:
+        yield running
 
 
 # Per module: Playwright's sync API runs an event loop while it is open, and the async tests in

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -18,6 +20,8 @@ class Inbox:
     """What the server received, and the replies it should give next."""
 
     received: list[EmailMessage] = field(default_factory=list)
+    # the TLS version each received message came over, "" for plain text
+    tls_versions: list[str] = field(default_factory=list)
     # address -> the reply to RCPT TO for it, e.g. "550 5.1.1 No such user"
     refuse: dict[str, str] = field(default_factory=dict)
     # replies to the next DATA commands, used up one per message
@@ -58,6 +62,8 @@ class _Handler:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.inbox.received.append(message)
+        tls = server.transport.get_extra_info("ssl_object") if server.transport else None
+        self.inbox.tls_versions.append(tls.version() if tls else "")
         if self.inbox.drop_after:
             self.inbox.drop_after -= 1
         return "250 Message accepted"
@@ -69,9 +75,19 @@ class SmtpServer:
     port: int
     inbox: Inbox
     controller: Controller | None = None
+    # wraps the port itself in TLS, as on port 465
+    implicit_tls: ssl.SSLContext | None = None
+    # passed on to aiosmtpd's SMTP, e.g. tls_context, require_starttls, authenticator
+    options: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.controller = Controller(_Handler(self.inbox), hostname=self.host, port=self.port)
+        self.controller = Controller(
+            _Handler(self.inbox),
+            hostname=self.host,
+            port=self.port,
+            ssl_context=self.implicit_tls,
+            **self.options,
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -87,8 +103,23 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer("127.0.0.1", free_port(), Inbox())
-    server.start()
-    yield server
-    server.stop()
+def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
+    """Starts servers with the given TLS and login options; all are stopped after the test."""
+    servers: list[SmtpServer] = []
+
+    def start(implicit_tls: ssl.SSLContext | None = None, **options: Any) -> SmtpServer:
+        server = SmtpServer(
+            "127.0.0.1", free_port(), Inbox(), implicit_tls=implicit_tls, options=options
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(start_smtp_server: Callable[..., SmtpServer]) -> SmtpServer:
+    return start_smtp_server()

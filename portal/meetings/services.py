@@ -1,0 +1,373 @@
+"""Meet Now: invite colleagues (and guests by email) to the host's personal room."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from portal.accounts.forms import InvalidEmail, normalize_email
+from portal.accounts.models import Company, User
+from portal.accounts.services import FormErrors
+from portal.conferencing.rooms import personal_room_url
+from portal.db import utcnow
+from portal.mail.messages import render_email
+from portal.mail.outbox import enqueue
+from portal.meetings.models import (
+    MESSAGE_MAX,
+    REQUEST_KEY_MAX,
+    Meeting,
+    MeetingInvitee,
+    MeetingJoin,
+)
+from portal.notifications.services import notify
+from portal.pagination import Page, paginate
+from portal.settings import Settings
+
+MAX_INVITEES = 50
+# An instant meeting has no end time; past this its links say it is over instead of
+# sending people into an empty room.
+JOIN_LINK_LIFETIME = dt.timedelta(hours=12)
+
+_REQUEST_KEY = re.compile(rf"[A-Za-z0-9_-]{{8,{REQUEST_KEY_MAX}}}")
+_ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+class UnknownPerson(LookupError):
+    """An invitee id that is not a person of the host's company."""
+
+
+@dataclass
+class MeetNowRequest:
+    """What the host sent: colleagues' ids, guests' addresses, a message, a per-Send key."""
+
+    invitee_ids: list[str]
+    emails: str = ""
+    message: str = ""
+    request_key: str = ""
+
+
+@dataclass
+class StartedMeeting:
+    meeting: Meeting
+    invitees: list[MeetingInvitee]
+    # False when the same Send arrived again: nothing new was sent.
+    created: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Guest:
+    email: str
+    user: User | None = None
+
+
+def new_request_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+async def start_meeting(
+    session: AsyncSession,
+    settings: Settings,
+    company: Company,
+    host: User,
+    request: MeetNowRequest,
+) -> StartedMeeting:
+    """Invite people to the host's room: one email each, a notice for colleagues.
+
+    Raises FormErrors for bad input and UnknownPerson for an id outside the company;
+    in both cases nothing is written.
+    """
+    key = request.request_key.strip()
+    if not _REQUEST_KEY.fullmatch(key):
+        raise FormErrors({"form": "This form has expired. Reload the page and send again."})
+    existing = await _meeting_for_key(session, host, key)
+    if existing is not None:
+        return existing
+    message = " ".join(request.message.split())
+    if len(message) > MESSAGE_MAX:
+        raise FormErrors({"message": f"Keep the message under {MESSAGE_MAX} characters."})
+    guests, notes = await _invitees(session, host, request)
+    meeting = Meeting(
+        company_id=host.company_id,
+        host_id=host.id or 0,
+        room_url=personal_room_url(settings, host),
+        message=message,
+        request_key=key,
+    )
+    try:
+        # A savepoint: a double-click racing this one may insert the same key first.
+        async with session.begin_nested():
+            session.add(meeting)
+            await session.flush()
+    except IntegrityError:
+        existing = await _meeting_for_key(session, host, key)
+        if existing is None:
+            raise
+        return existing
+    invitees = [_invite(session, settings, company, host, meeting, guest) for guest in guests]
+    await session.flush()
+    for invitee, guest in zip(invitees, guests, strict=True):
+        if guest.user is not None:
+            await notify(
+                session,
+                recipient=guest.user,
+                actor=host,
+                kind="meet_now",
+                text=f"{host.display_name} invites you to meet now"
+                + (f": {message}" if message else ""),
+                url=f"/join/{invitee.join_token}",
+            )
+    await session.commit()
+    return StartedMeeting(meeting, invitees, notes=notes)
+
+
+async def _meeting_for_key(session: AsyncSession, host: User, key: str) -> StartedMeeting | None:
+    meeting = (
+        await session.execute(
+            select(Meeting).where(col(Meeting.host_id) == host.id, col(Meeting.request_key) == key)
+        )
+    ).scalar_one_or_none()
+    if meeting is None:
+        return None
+    invitees = await _invitees_of(session, [meeting.id or 0])
+    return StartedMeeting(meeting, invitees.get(meeting.id or 0, []), created=False)
+
+
+async def _invitees(
+    session: AsyncSession, host: User, request: MeetNowRequest
+) -> tuple[list[_Guest], list[str]]:
+    """The distinct people to invite, checked; notes say what was left out and why."""
+    notes: list[str] = []
+    ids = _distinct(_person_id(raw) for raw in request.invitee_ids if raw.strip())
+    addresses = _addresses(request.emails)
+    if host.id in ids or host.email in addresses:
+        notes.append("You are the host, so you were not invited to your own room.")
+    ids = [person_id for person_id in ids if person_id != host.id]
+    people = await _people(session, ids)
+    deactivated = [person.display_name for person in people if not person.active]
+    if deactivated:
+        raise FormErrors(
+            {"invitees": f"{', '.join(deactivated)} can no longer be invited (deactivated)."}
+        )
+    guests = [_Guest(person.email, person) for person in people]
+    known = {person.email for person in people} | {host.email}
+    colleagues = await _colleagues_by_email(session, [a for a in addresses if a not in known])
+    for address in addresses:
+        if address in known:
+            continue
+        known.add(address)
+        guests.append(_Guest(address, colleagues.get(address)))
+    if not guests:
+        raise FormErrors({"invitees": "Pick at least one colleague or enter an email address."})
+    if len(guests) > MAX_INVITEES:
+        raise FormErrors(
+            {
+                "invitees": f"You can invite at most {MAX_INVITEES} people at once; "
+                f"you picked {len(guests)}."
+            }
+        )
+    return guests, notes
+
+
+def _person_id(raw: str) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        raise UnknownPerson(raw) from None
+    if not 0 < number < 2**31:
+        raise UnknownPerson(raw)
+    return number
+
+
+def _distinct(values: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(values))
+
+
+def _addresses(text: str) -> list[str]:
+    """Guests' addresses, normalised; a malformed one refuses the whole Send."""
+    addresses: list[str] = []
+    for raw in _ADDRESS_SEPARATORS.split(text.strip()):
+        if not raw:
+            continue
+        try:
+            address = normalize_email(raw)
+        except InvalidEmail as error:
+            raise FormErrors({"emails": str(error)}) from error
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+async def _people(session: AsyncSession, ids: list[int]) -> list[User]:
+    """The colleagues with these ids, in the order given; any other id is unknown."""
+    if not ids:
+        return []
+    rows = await session.execute(select(User).where(col(User.id).in_(ids)))
+    found = {user.id: user for user in rows.scalars()}
+    missing = [person_id for person_id in ids if person_id not in found]
+    if missing:
+        raise UnknownPerson(str(missing[0]))
+    return [found[person_id] for person_id in ids]
+
+
+async def _colleagues_by_email(session: AsyncSession, addresses: list[str]) -> dict[str, User]:
+    """A typed address that belongs to an active colleague invites that colleague."""
+    if not addresses:
+        return {}
+    rows = await session.execute(
+        select(User).where(col(User.email).in_(addresses), col(User.active).is_(True))
+    )
+    return {user.email: user for user in rows.scalars()}
+
+
+def _invite(
+    session: AsyncSession,
+    settings: Settings,
+    company: Company,
+    host: User,
+    meeting: Meeting,
+    guest: _Guest,
+) -> MeetingInvitee:
+    invitee = MeetingInvitee(
+        company_id=meeting.company_id,
+        meeting_id=meeting.id or 0,
+        user_id=guest.user.id if guest.user else None,
+        email=guest.email,
+        name=guest.user.display_name if guest.user else "",
+        join_token=secrets.token_urlsafe(32),
+    )
+    session.add(invitee)
+    link = f"{settings.base_url}/join/{invitee.join_token}"
+    content = render_email(
+        settings.templates_dir,
+        "meet_now",
+        {
+            "name": invitee.name,
+            "host_name": host.display_name,
+            "company_name": company.name,
+            "message": meeting.message,
+            "link": link,
+            "hours": int(JOIN_LINK_LIFETIME.total_seconds() // 3600),
+        },
+    )
+    enqueue(
+        session,
+        settings,
+        company_id=meeting.company_id,
+        to_address=invitee.email,
+        to_name=invitee.name,
+        content=content,
+        template="meet_now",
+        reply_to=host.email,
+    )
+    return invitee
+
+
+@dataclass
+class JoinTarget:
+    """Where a join link leads: the room, or the news that the meeting is over."""
+
+    meeting: Meeting
+    host: User
+    invitee: MeetingInvitee
+    ended: bool
+
+
+async def use_join_link(session: AsyncSession, token: str, visitor: User | None) -> JoinTarget:
+    """Record the click and say where to go; LookupError for a link that never existed.
+
+    `session` is unscoped: the link itself says which company it belongs to.
+    """
+    invitee = (
+        await session.execute(select(MeetingInvitee).where(col(MeetingInvitee.join_token) == token))
+    ).scalar_one_or_none()
+    if invitee is None:
+        raise LookupError(token)
+    meeting = await session.get(Meeting, invitee.meeting_id)
+    host = await session.get(User, meeting.host_id) if meeting else None
+    if meeting is None or host is None:
+        raise LookupError(token)
+    now = utcnow()
+    ended = now - meeting.started_at > JOIN_LINK_LIFETIME
+    if not ended:
+        # A visitor from another company is recorded as a guest, not linked to their account.
+        same_company = visitor is not None and visitor.company_id == invitee.company_id
+        session.add(
+            MeetingJoin(
+                company_id=invitee.company_id,
+                invitee_id=invitee.id or 0,
+                user_id=visitor.id if visitor and same_company else None,
+                joined_at=now,
+            )
+        )
+        if invitee.first_joined_at is None:
+            invitee.first_joined_at = now
+        await session.commit()
+    return JoinTarget(meeting, host, invitee, ended)
+
+
+async def _invitees_of(
+    session: AsyncSession, meeting_ids: list[int]
+) -> dict[int, list[MeetingInvitee]]:
+    rows = await session.execute(
+        select(MeetingInvitee)
+        .where(col(MeetingInvitee.meeting_id).in_(meeting_ids))
+        .order_by(col(MeetingInvitee.id))
+    )
+    by_meeting: dict[int, list[MeetingInvitee]] = {}
+    for invitee in rows.scalars():
+        by_meeting.setdefault(invitee.meeting_id, []).append(invitee)
+    return by_meeting
+
+
+@dataclass
+class HistoryEntry:
+    meeting: Meeting
+    invitees: list[tuple[MeetingInvitee, User | None]]
+
+    @property
+    def joined(self) -> int:
+        return sum(1 for invitee, _ in self.invitees if invitee.first_joined_at is not None)
+
+
+async def history(session: AsyncSession, host: User, page: int) -> Page[HistoryEntry]:
+    """The host's instant meetings, newest first, with invitees and who joined."""
+    meetings = await paginate(
+        session,
+        select(Meeting)
+        .where(col(Meeting.host_id) == host.id)
+        .order_by(col(Meeting.started_at).desc(), col(Meeting.id).desc()),
+        page,
+        20,
+    )
+    invitees = await _invitees_of(session, [meeting.id or 0 for meeting in meetings.items])
+    user_ids = {i.user_id for group in invitees.values() for i in group if i.user_id}
+    users = (
+        {
+            u.id: u
+            for u in (
+                await session.execute(select(User).where(col(User.id).in_(user_ids)))
+            ).scalars()
+        }
+        if user_ids
+        else {}
+    )
+    entries = [
+        HistoryEntry(
+            meeting,
+            [
+                (i, users.get(i.user_id) if i.user_id else None)
+                for i in invitees.get(meeting.id or 0, [])
+            ],
+        )
+        for meeting in meetings.items
+    ]
+    return Page(entries, meetings.number, meetings.size, meetings.total)

@@ -1,0 +1,212 @@
+"""Meet Now pages: the invite form, the one-click invite, join links and meeting history."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlmodel import col
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portal import jobs
+from portal.accounts.models import User
+from portal.accounts.services import FormErrors
+from portal.db import UNSCOPED
+from portal.directory.services import search_people
+from portal.htmx import is_htmx, render
+from portal.meetings import services
+from portal.pagination import page_number
+from portal.web import (
+    SESSION_COMPANY,
+    SESSION_USER,
+    SESSION_VERSION,
+    company_of,
+    database_of,
+    db_session,
+    login_required,
+    redirect,
+    settings_of,
+    viewer,
+)
+
+PICKER_SUGGESTIONS = 8
+
+
+@login_required
+async def new(request: Request) -> Response:
+    """The Meet Now form: a page of its own, and the Create menu's dialog."""
+    chosen: list[User] = []
+    with_id = request.query_params.get("with", "")
+    if with_id.isdigit():
+        person = await db_session(request).get(User, int(with_id))
+        if person is not None and person.active and person.id != viewer(request).id:
+            chosen.append(person)
+    return _form(request, chosen=chosen)
+
+
+def _form(
+    request: Request,
+    *,
+    chosen: list[User],
+    errors: dict[str, str] | None = None,
+    emails: str = "",
+    message: str = "",
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "chosen": chosen,
+        "errors": errors or {},
+        "emails": emails,
+        "message": message,
+        "request_key": services.new_request_key(),
+        "max_invitees": services.MAX_INVITEES,
+    }
+    return render(request, "meetings/new.html", context, block="form", status_code=status_code)
+
+
+@login_required
+async def start(request: Request) -> Response:
+    async with request.form() as form:
+        invitee_ids = [value for value in form.getlist("invitee") if isinstance(value, str)]
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    meet_now = services.MeetNowRequest(
+        invitee_ids=invitee_ids,
+        emails=fields.get("emails", ""),
+        message=fields.get("message", ""),
+        request_key=fields.get("request_key", ""),
+    )
+    try:
+        started = await services.start_meeting(
+            db_session(request),
+            settings_of(request),
+            company_of(request),
+            viewer(request),
+            meet_now,
+        )
+    except services.UnknownPerson:
+        raise HTTPException(404, "One of the people you picked is not in your company.") from None
+    except FormErrors as error:
+        if fields.get("one_click") and is_htmx(request):
+            return _toast(
+                request,
+                "meetings/_error_toast.html",
+                {"message": " ".join(error.errors.values())},
+                422,
+            )
+        chosen = await _chosen(request, invitee_ids)
+        return _form(
+            request,
+            chosen=chosen,
+            errors=error.errors,
+            emails=meet_now.emails,
+            message=meet_now.message,
+            status_code=422,
+        )
+    if started.created:
+        await jobs.mail_queued(request.app.state)
+    if not is_htmx(request):
+        # Without JavaScript: a page with the room's link (CSP's form-action keeps a POST from
+        # redirecting to another site).
+        return render(request, "meetings/started.html", {"started": started})
+    response = _toast(request, "meetings/started.html", {"started": started}, block="toast")
+    # The page opened a tab from the click itself; this tells it where to send that tab.
+    response.headers["HX-Trigger"] = json.dumps(
+        {
+            "meeting-started": {
+                "roomUrl": started.meeting.room_url,
+                "nextKey": services.new_request_key(),
+            }
+        }
+    )
+    return response
+
+
+def _toast(
+    request: Request,
+    template: str,
+    context: dict[str, object],
+    status_code: int = 200,
+    *,
+    block: str | None = None,
+) -> Response:
+    response = render(request, template, context, block=block, status_code=status_code)
+    response.headers["HX-Retarget"] = "#toasts"
+    response.headers["HX-Reswap"] = "beforeend"
+    return response
+
+
+async def _chosen(request: Request, raw_ids: list[str]) -> list[User]:
+    """The people picked before the form was refused, so the host needn't pick them again."""
+    ids = [int(raw) for raw in raw_ids if raw.isdigit() and 0 < int(raw) < 2**31]
+    if not ids:
+        return []
+    rows = await db_session(request).execute(select(User).where(col(User.id).in_(ids)))
+    found = {user.id: user for user in rows.scalars()}
+    return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+
+@login_required
+async def people_options(request: Request) -> Response:
+    """Typeahead suggestions for the picker, leaving out the host and the people picked."""
+    q = request.query_params.get("q", "").strip()[:100]
+    picked = {value for value in request.query_params.getlist("invitee") if value.isdigit()}
+    suggestions: list[User] = []
+    if q:
+        page = await search_people(
+            db_session(request), q, size=PICKER_SUGGESTIONS + len(picked) + 1
+        )
+        me = viewer(request).id
+        suggestions = [p for p in page.items if p.id != me and str(p.id) not in picked]
+    return render(
+        request,
+        "meetings/_options.html",
+        {"suggestions": suggestions[:PICKER_SUGGESTIONS], "q": q},
+    )
+
+
+async def join(request: Request) -> Response:
+    """A join link from an email or a notice: record the click, then go to the room."""
+    token = request.path_params["token"]
+    if not isinstance(token, str) or len(token) > 64:
+        raise HTTPException(404, "This join link is not valid.")
+    visitor = await _signed_in_visitor(request)
+    async with database_of(request).session(company_id=UNSCOPED, write=True) as session:
+        try:
+            target = await services.use_join_link(session, token, visitor)
+        except LookupError:
+            raise HTTPException(404, "This join link is not valid.") from None
+    if target.ended:
+        return render(
+            request,
+            "meetings/ended.html",
+            {"target": target, "ended_after": services.JOIN_LINK_LIFETIME},
+            status_code=410,
+        )
+    return redirect(target.meeting.room_url)
+
+
+async def _signed_in_visitor(request: Request) -> User | None:
+    """Who clicked, when someone is signed in here; join links also work for guests."""
+    user_id = request.session.get(SESSION_USER)
+    company_id = request.session.get(SESSION_COMPANY)
+    if not isinstance(user_id, int) or not isinstance(company_id, int):
+        return None
+    async with database_of(request).session(company_id=company_id) as session:
+        user = await session.get(User, user_id)
+    if (
+        user is None
+        or not user.active
+        or user.session_version != request.session.get(SESSION_VERSION)
+    ):
+        return None
+    return user
+
+
+@login_required
+async def history(request: Request) -> Response:
+    page = await services.history(
+        db_session(request), viewer(request), page_number(request.query_params.get("page"))
+    )
+    return render(request, "meetings/history.html", {"page": page}, block="results")

@@ -1,0 +1,213 @@
+"""Meet Now's rules: who can be invited, once, and what each invitee receives."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.accounts.models import Company, User
+from portal.accounts.services import FormErrors
+from portal.conferencing.rooms import personal_room_url
+from portal.db import UNSCOPED, Database
+from portal.mail.models import OutboxMessage
+from portal.meetings import services
+from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
+from portal.meetings.services import MeetNowRequest
+from portal.notifications.models import Notification
+from portal.settings import Settings
+from tests.conftest import make_company, make_user
+
+
+async def start(
+    db: Database,
+    settings: Settings,
+    host: User,
+    *,
+    ids: list[object] = (),  # type: ignore[assignment]
+    emails: str = "",
+    message: str = "",
+    key: str = "request-key-1",
+) -> services.StartedMeeting:
+    async with db.session(company_id=host.company_id, write=True) as session:
+        company = await session.get(Company, host.company_id)
+        assert company is not None
+        return await services.start_meeting(
+            session,
+            settings,
+            company,
+            host,
+            MeetNowRequest([str(i) for i in ids], emails, message, key),
+        )
+
+
+async def count(db: Database, model: type, company_id: int | None) -> int:
+    async with db.session(company_id=company_id) as session:
+        return (await session.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_colleagues_and_guests_each_get_one_email_and_colleagues_a_notice(
+    db: Database, settings: Settings, acme: Company, admin: User, member: User
+) -> None:
+    carol = await make_user(db, acme, "carol@acme.example", name="Carol")
+    started = await start(
+        db,
+        settings,
+        admin,
+        ids=[member.id, carol.id, member.id],
+        emails="guest@example.org, GUEST@example.org; bob@acme.example",
+        message="Quick sync on the launch?",
+    )
+    assert [i.email for i in started.invitees] == [
+        "bob@acme.example",
+        "carol@acme.example",
+        "guest@example.org",
+    ]
+    assert started.meeting.room_url == personal_room_url(settings, admin)
+    async with db.session(company_id=acme.id) as session:
+        mails = (await session.execute(select(OutboxMessage))).scalars().all()
+        notices = (await session.execute(select(Notification))).scalars().all()
+    assert sorted(m.to_address for m in mails) == [
+        "bob@acme.example",
+        "carol@acme.example",
+        "guest@example.org",
+    ]
+    assert all("Quick sync on the launch?" in m.body_text for m in mails)
+    assert all(m.reply_to == admin.email for m in mails)
+    tokens = {i.email: i.join_token for i in started.invitees}
+    bob_mail = next(m for m in mails if m.to_address == "bob@acme.example")
+    assert f"{settings.base_url}/join/{tokens['bob@acme.example']}" in bob_mail.body_text
+    assert sorted(n.user_id for n in notices) == sorted([member.id, carol.id])
+
+
+async def test_the_same_send_twice_is_one_meeting(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    first = await start(db, settings, admin, ids=[member.id], key="double-click-key")
+    again = await start(db, settings, admin, ids=[member.id], key="double-click-key")
+    assert again.meeting.id == first.meeting.id and not again.created
+    assert await count(db, Meeting, admin.company_id) == 1
+    assert await count(db, OutboxMessage, admin.company_id) == 1
+
+
+async def test_a_double_click_racing_itself_is_still_one_meeting(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    both = await asyncio.gather(
+        *(start(db, settings, admin, ids=[member.id], key="racing-key-1") for _ in range(2))
+    )
+    assert both[0].meeting.id == both[1].meeting.id
+    assert sorted(started.created for started in both) == [False, True]
+    assert await count(db, OutboxMessage, admin.company_id) == 1
+
+
+async def test_inviting_yourself_is_ignored_with_a_note(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[admin.id, member.id], emails=admin.email)
+    assert [i.user_id for i in started.invitees] == [member.id]
+    assert started.notes == ["You are the host, so you were not invited to your own room."]
+
+
+@pytest.mark.parametrize(
+    ("ids", "emails", "field", "words"),
+    [
+        ([], "", "invitees", "Pick at least one"),
+        ([], "not-an-address", "emails", "not a valid email address"),
+        ([], "ok@example.org, broken@", "emails", "broken@"),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_written(
+    db: Database,
+    settings: Settings,
+    admin: User,
+    ids: list[int],
+    emails: str,
+    field: str,
+    words: str,
+) -> None:
+    with pytest.raises(FormErrors) as refused:
+        await start(db, settings, admin, ids=ids, emails=emails)
+    assert words in refused.value.errors[field]
+    assert await count(db, Meeting, admin.company_id) == 0
+    assert await count(db, OutboxMessage, admin.company_id) == 0
+
+
+async def test_more_than_fifty_invitees_is_refused(
+    db: Database, settings: Settings, admin: User
+) -> None:
+    emails = ", ".join(f"guest{n}@example.org" for n in range(51))
+    with pytest.raises(FormErrors) as refused:
+        await start(db, settings, admin, emails=emails)
+    assert refused.value.errors["invitees"] == (
+        "You can invite at most 50 people at once; you picked 51."
+    )
+    fifty = ", ".join(f"guest{n}@example.org" for n in range(50))
+    assert len((await start(db, settings, admin, emails=fifty)).invitees) == 50
+
+
+async def test_a_deactivated_colleague_is_refused_by_name(
+    db: Database, settings: Settings, acme: Company, admin: User, member: User
+) -> None:
+    async with db.session(company_id=acme.id, write=True) as session:
+        person = await session.get(User, member.id)
+        assert person is not None
+        person.active = False
+        await session.commit()
+    with pytest.raises(FormErrors) as refused:
+        await start(db, settings, admin, ids=[member.id])
+    assert "Bob Member can no longer be invited" in refused.value.errors["invitees"]
+
+
+async def test_someone_of_another_company_is_unknown_and_nothing_is_sent(
+    db: Database, settings: Settings, admin: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    stranger = await make_user(db, globex, "hank@globex.example")
+    for raw in (stranger.id, "x", 2**40):
+        with pytest.raises(services.UnknownPerson):
+            await start(db, settings, admin, ids=[raw])
+    assert await count(db, OutboxMessage, UNSCOPED) == 0
+
+
+async def test_a_join_link_records_who_joined_and_ends_after_a_while(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[member.id])
+    token = started.invitees[0].join_token
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        target = await services.use_join_link(session, token, member)
+    assert not target.ended and target.meeting.room_url == started.meeting.room_url
+    async with db.session(company_id=admin.company_id) as session:
+        join = (await session.execute(select(MeetingJoin))).scalar_one()
+        invitee = (await session.execute(select(MeetingInvitee))).scalar_one()
+    assert join.user_id == member.id and invitee.first_joined_at is not None
+
+    async with db.session(company_id=admin.company_id, write=True) as session:
+        meeting = await session.get(Meeting, started.meeting.id)
+        assert meeting is not None
+        meeting.started_at -= services.JOIN_LINK_LIFETIME + dt.timedelta(minutes=1)
+        await session.commit()
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        assert (await services.use_join_link(session, token, None)).ended
+        with pytest.raises(LookupError):
+            await services.use_join_link(session, "no-such-token", None)
+    assert await count(db, MeetingJoin, admin.company_id) == 1
+
+
+async def test_history_lists_the_hosts_meetings_with_who_joined(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    first = await start(db, settings, admin, ids=[member.id], key="first-meeting")
+    await start(db, settings, admin, emails="guest@example.org", key="second-meeting")
+    await start(db, settings, member, ids=[admin.id], key="someone-elses")
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await services.use_join_link(session, first.invitees[0].join_token, member)
+    async with db.session(company_id=admin.company_id) as session:
+        page = await services.history(session, admin, 1)
+    assert page.total == 2
+    assert [entry.joined for entry in page.items] == [0, 1]
+    assert page.items[1].invitees[0][1] is not None
+    assert page.items[1].invitees[0][1].id == member.id

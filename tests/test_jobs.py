@@ -1,0 +1,545 @@
+"""Background jobs: which runner runs them, waking it, procrastinate's worker and schema, failures
+shown to admins, and two web processes with two workers delivering every message exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from email.message import Message
+from pathlib import Path
+
+import procrastinate
+import psycopg
+import pytest
+from alembic import command
+from procrastinate.testing import InMemoryConnector
+from sqlalchemy import func, select, update
+from starlette.applications import Starlette
+from starlette.datastructures import Secret, State
+
+from portal import jobs, migrate
+from portal.accounts.models import Company
+from portal.cli import main
+from portal.db import UNSCOPED, Database, utcnow
+from portal.jobs import (
+    SEND_OUTBOX,
+    InProcessRunner,
+    Job,
+    JobEnv,
+    ProcrastinateJobs,
+    mail_queued,
+    procrastinate_app,
+)
+from portal.jobs_schema import apply_procrastinate_schema, pending_migrations
+from portal.mail.interfaces import SendResult
+from portal.mail.messages import EmailContent
+from portal.mail.models import PENDING, SENT, OutboxMessage
+from portal.mail.outbox import enqueue
+from portal.mail.smtp import SmtpSender
+from portal.settings import Settings, SettingsError, SmtpSettings
+from tests.conftest import PASSWORD, PortalClient
+from tests.jobs_support import (
+    ServerClient,
+    fresh_postgres_database,
+    portal_env,
+    postgres_admin_url,
+    run_portal,
+    start_portal,
+    wait_for_log,
+    wait_until_serving,
+)
+from tests.mail.conftest import Inbox, SmtpServer, free_port
+
+CONTENT = EmailContent(subject="Hello", text="Plain body", html="<p>HTML body</p>")
+SECRET = "jobs-test-secret-" + "x" * 40
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer("127.0.0.1", free_port(), Inbox())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_settings(settings: Settings, smtp: SmtpServer) -> Settings:
+    smtp_settings = SmtpSettings(host=smtp.host, port=smtp.port, tls="none")
+    return dataclasses.replace(settings, smtp=smtp_settings)
+
+
+class BrokenSender:
+    """A mail transport that fails as a whole (a bug, a lost database) `failures` times, then
+    hands over to a real one; `meanwhile` runs during the first failure."""
+
+    def __init__(
+        self,
+        then: SmtpSender | None = None,
+        failures: int = 1_000,
+        meanwhile: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.then = then
+        self.failures = failures
+        self.meanwhile = meanwhile
+
+    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        if self.failures > 0 or self.then is None:
+            self.failures -= 1
+            if self.meanwhile is not None:
+                meanwhile, self.meanwhile = self.meanwhile, None
+                await meanwhile()
+            raise ConnectionResetError("the mail relay went away")
+        return await self.then.send_batch(messages)
+
+    async def close(self) -> None:
+        if self.then is not None:
+            await self.then.close()
+
+
+async def queue_mail(db: Database, settings: Settings, company: Company, count: int) -> None:
+    async with db.session(company_id=company.id, write=True) as session:
+        for i in range(count):
+            enqueue(
+                session,
+                settings,
+                company_id=company.id or 0,
+                to_address=f"person{i}@acme.example",
+                to_name=f"Person {i}",
+                content=CONTENT,
+                template="test",
+            )
+        await session.commit()
+
+
+async def statuses(db: Database) -> Counter[str]:
+    async with db.session(company_id=UNSCOPED) as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
+        return Counter({status: count for status, count in rows.all()})
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, f"not within {within} s"
+        await asyncio.sleep(0.05)
+
+
+# Which runner
+
+
+def test_the_runner_follows_the_database_unless_told() -> None:
+    sqlite = Settings.from_env(
+        {"PORTAL_DATABASE_URL": "sqlite:///x.db", "PORTAL_SECRET_KEY": SECRET}
+    )
+    postgres = {"PORTAL_DATABASE_URL": "postgresql://db/portal", "PORTAL_SECRET_KEY": SECRET}
+    assert sqlite.jobs_runner == "in-process"
+    assert Settings.from_env(postgres).jobs_runner == "worker"
+    assert Settings.from_env({**postgres, "PORTAL_JOBS": "in-process"}).jobs_runner == "in-process"
+    with pytest.raises(SettingsError, match="needs PostgreSQL"):
+        Settings.from_env({"PORTAL_JOBS": "worker", "PORTAL_DATABASE_URL": "sqlite:///x.db"})
+    with pytest.raises(SettingsError, match="in-process or worker"):
+        Settings.from_env({**postgres, "PORTAL_JOBS": "celery"})
+
+
+async def test_in_process_the_web_process_runs_the_jobs_when_there_is_mail_to_send(
+    db: Database, mail_settings: Settings
+) -> None:
+    runner = await jobs.start(db, dataclasses.replace(mail_settings, jobs="in-process"))
+    assert isinstance(runner, InProcessRunner)
+    await runner.stop()
+    held = dataclasses.replace(mail_settings, jobs="in-process", smtp=SmtpSettings())
+    assert await jobs.start(db, held) is None
+
+
+async def test_in_worker_mode_the_web_process_only_defers(
+    db: Database, mail_settings: Settings
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("worker mode needs PostgreSQL: procrastinate keeps its queue there")
+    runner = await jobs.start(db, mail_settings)
+    try:
+        assert mail_settings.jobs_runner == "worker"
+        assert isinstance(runner, ProcrastinateJobs)
+    finally:
+        assert runner is not None
+        await runner.stop()
+
+
+# Waking the runner
+
+
+async def test_mail_queued_wakes_the_in_process_runner(
+    db: Database, mail_settings: Settings, acme: Company, smtp: SmtpServer
+) -> None:
+    runner = InProcessRunner(db, mail_settings, SmtpSender(mail_settings.smtp), interval=3600)
+    runner.start()
+    state = State({"jobs": runner})
+    try:
+        await asyncio.sleep(0.3)  # the first tick has found nothing; the next is an hour away
+        await queue_mail(db, mail_settings, acme, 3)
+        await mail_queued(state)
+        await eventually(lambda: _sent(db, 3))
+    finally:
+        await runner.stop()
+    assert len(smtp.inbox.received) == 3
+
+
+async def _sent(db: Database, count: int) -> bool:
+    return (await statuses(db))[SENT] == count
+
+
+async def test_in_process_periodic_and_deferred_jobs_run_and_failures_are_retried(
+    db: Database, mail_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What later jobs (a company's sync, reminders) get from the in-process runner."""
+    monkeypatch.setattr(jobs, "RETRY_BASE_SECONDS", 0)
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    async def remind(env: JobEnv) -> None:
+        calls.append(("remind", {}))
+
+    async def sync(env: JobEnv, company_id: int) -> None:
+        calls.append(("sync", {"company_id": company_id}))
+        if len([c for c in calls if c[0] == "sync"]) < 3:
+            raise TimeoutError("the provider did not answer")
+
+    reminders = Job("send_reminders", remind, cron="* * * * * *")  # every second
+    company_sync = Job("sync_company", sync)
+    sender = SmtpSender(mail_settings.smtp)
+    runner = InProcessRunner(db, mail_settings, sender, interval=0.05, jobs=(reminders,))
+    runner.start()
+    try:
+        await jobs.defer(State({"jobs": runner}), company_sync, company_id=7)
+        await asyncio.sleep(2.2)
+        assert await runner.health(company_sync) == jobs.JobHealth()  # succeeded at last
+    finally:
+        await runner.stop()
+    assert calls.count(("sync", {"company_id": 7})) == 3
+    assert 1 <= calls.count(("remind", {})) <= 3
+
+
+async def test_mail_queued_defers_one_waiting_send_to_procrastinate(db: Database) -> None:
+    connector = InMemoryConnector()
+    app = procrastinate_app(connector)
+    state = State({"jobs": ProcrastinateJobs(app, db)})
+    async with app.open_async():
+        for _ in range(3):
+            await mail_queued(state)
+    (job,) = connector.jobs.values()
+    assert (job["task_name"], job["status"], job["queueing_lock"]) == (
+        "send_outbox",
+        "todo",
+        "send_outbox",
+    )
+
+
+async def test_mail_queued_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    class Unreachable:
+        async def defer(self, job: Job) -> None:
+            raise OSError("connection refused")
+
+    await mail_queued(State())  # nothing runs jobs (no mail server): nothing to do
+    with caplog.at_level(logging.ERROR, logger="portal.jobs"):
+        await mail_queued(State({"jobs": Unreachable()}))
+    assert "could not start sending the outbox" in caplog.text
+
+
+# The worker's tasks
+
+
+def test_the_worker_knows_every_job_its_schedule_and_its_retries() -> None:
+    app = procrastinate_app(InMemoryConnector())
+    periodic = {name: task.cron for (name, _), task in app.periodic_registry.periodic_tasks.items()}
+    assert periodic == {"send_outbox": "* * * * *", "prune_job_history": "17 * * * *"}
+    send = app.tasks["send_outbox"]
+    assert send.queueing_lock == "send_outbox" and send.pass_context
+    assert isinstance(send.retry_strategy, procrastinate.RetryStrategy)
+    assert send.retry_strategy.exponential_wait == 2 and send.retry_strategy.max_attempts == 5
+
+
+async def test_a_worker_runs_the_deferred_send(
+    db: Database, mail_settings: Settings, acme: Company, smtp: SmtpServer
+) -> None:
+    connector = InMemoryConnector()
+    app = procrastinate_app(connector)
+    env = JobEnv(db, mail_settings, lambda: SmtpSender(mail_settings.smtp))
+    await queue_mail(db, mail_settings, acme, 5)
+    async with app.open_async():
+        await mail_queued(State({"jobs": ProcrastinateJobs(app, db)}))
+        await app.run_worker_async(
+            wait=False, additional_context={"portal": env}, install_signal_handlers=False
+        )
+    assert (await statuses(db))[SENT] == 5 and len(smtp.inbox.received) == 5
+    assert {job["status"] for job in connector.jobs.values()} == {"succeeded"}
+
+
+# Failures are shown to admins
+
+
+async def test_an_in_process_failure_shows_on_the_outbox_page_until_a_run_succeeds(
+    app: Starlette,
+    admin_client: PortalClient,
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+) -> None:
+    sender = BrokenSender(then=SmtpSender(mail_settings.smtp), failures=1)
+    runner = InProcessRunner(db, mail_settings, sender)  # type: ignore[arg-type]
+    app.state.jobs = runner
+    app.state.settings = mail_settings
+    await queue_mail(db, mail_settings, acme, 1)
+    await runner.run_once()
+    health = await runner.health(SEND_OUTBOX)
+    assert health.failed_at is not None
+    assert health.error == "ConnectionResetError: the mail relay went away"
+    page = await admin_client.get("/setup/outbox")
+    assert "Sending failed at" in page.text and "the mail relay went away" in page.text
+    assert (await statuses(db))[PENDING] == 1  # nothing dropped: the message waits its turn
+    await runner.run_once()
+    assert await runner.health(SEND_OUTBOX) == jobs.JobHealth()
+    assert "Sending failed" not in (await admin_client.get("/setup/outbox")).text
+
+
+async def test_a_failed_worker_run_is_retried_and_shown_to_admins(
+    app: Starlette, admin_client: PortalClient, mail_settings: Settings, acme: Company
+) -> None:
+    """On a database of its own: procrastinate's tables stay out of the run's shared one."""
+    with fresh_postgres_database(postgres_admin_url()) as url:
+        migrate.upgrade(url)
+        apply_procrastinate_schema(url)
+        settings = dataclasses.replace(mail_settings, database_url=url)
+        db = Database(url)
+        try:
+            await _fail_then_recover(app, admin_client, db, settings)
+        finally:
+            await db.dispose()
+
+
+async def _fail_then_recover(
+    app: Starlette, admin_client: PortalClient, db: Database, settings: Settings
+) -> None:
+    queued = await _company_with_mail(db, settings)
+    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(settings.database_url))
+    async with procrastinate_app(connector).open_async() as procrastinate_jobs:
+        worker_mode = ProcrastinateJobs(procrastinate_jobs, db)
+        state = State({"jobs": worker_mode})
+        await mail_queued(state)
+        # While the run fails, an action queues more mail: a fresh run waits with the queueing
+        # lock when the failed one goes back to the queue for its retry.
+        broken = BrokenSender(meanwhile=lambda: mail_queued(state))
+        await jobs.run_worker(settings, wait=False, new_sender=lambda: broken)
+        runs = await _runs(connector)
+        assert len(runs) >= 2 and {status for status, _ in runs} == {"todo"}
+        health = await worker_mode.health(SEND_OUTBOX)
+        assert health.failed_at is not None and health.retry_at is not None
+        assert health.retry_at > health.failed_at and health.workers == 0
+        app.state.jobs = worker_mode
+        app.state.settings = settings
+        assert "No worker is running" in (await admin_client.get("/setup/outbox")).text
+        await connector.execute_query_async("SELECT procrastinate_register_worker_v1()")
+        page = (await admin_client.get("/setup/outbox")).text
+        assert "Sending failed at" in page and "the worker's log says why" in page
+        assert "It is tried again at" in page
+        # The retries come due after two seconds; this time the relay answers.
+        await asyncio.sleep(
+            max(retry_at for _, retry_at in runs if retry_at).timestamp() - time.time() + 0.2
+        )
+        working = SmtpSender(settings.smtp)
+        await jobs.run_worker(settings, wait=False, new_sender=lambda: working)
+        assert {status for status, _ in await _runs(connector)} == {"succeeded"}
+        assert await worker_mode.health(SEND_OUTBOX) == jobs.JobHealth(workers=1)
+        # The failed run had claimed the messages: they wait out the claim, then go.
+        assert (await statuses(db))[PENDING] == queued
+        await _claims_run_out(db)
+        await mail_queued(state)
+        await jobs.run_worker(settings, wait=False, new_sender=lambda: working)
+    assert (await statuses(db))[SENT] == queued
+
+
+async def _claims_run_out(db: Database) -> None:
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await session.execute(update(OutboxMessage).values(claimed_until=utcnow()))
+        await session.commit()
+
+
+async def _runs(connector: procrastinate.PsycopgConnector) -> list[tuple[str, dt.datetime]]:
+    rows = await connector.execute_query_all_async(
+        "SELECT status, scheduled_at FROM procrastinate_jobs WHERE task_name = 'send_outbox'"
+    )
+    return [(row["status"], row["scheduled_at"]) for row in rows]
+
+
+async def _company_with_mail(db: Database, settings: Settings) -> int:
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        company = Company(name="Acme", slug="acme", default_time_zone="UTC")
+        session.add(company)
+        await session.commit()
+    await queue_mail(db, settings, company, 2)
+    return 2
+
+
+# procrastinate's schema
+
+
+def test_db_upgrade_applies_procrastinate_once_and_autogenerate_ignores_it() -> None:
+    with fresh_postgres_database(postgres_admin_url()) as url:
+        migrate.upgrade(url)
+        assert apply_procrastinate_schema(url) == ["schema.sql"]
+        assert apply_procrastinate_schema(url) == []
+        with psycopg.connect(jobs.libpq_url(url)) as connection:
+            stamp = connection.execute(
+                "SELECT obj_description('procrastinate_jobs'::regclass, 'pg_class')"
+            ).fetchone()
+        assert stamp == (f"procrastinate {procrastinate.__version__}",)
+        # env.py leaves procrastinate's tables out: models and migrations still agree.
+        command.check(migrate.alembic_config(url))
+
+
+def test_pending_migrations_are_those_after_the_stamp_in_release_order() -> None:
+    names = [
+        "03.04.00_01_pre_add_retry.sql",
+        "03.11.00_02_post_b.sql",
+        "03.11.00_01_pre_a.sql",
+        "03.10.00_01_pre_old.sql",
+        "04.00.00_01_pre_next_major.sql",
+        "__init__.py",
+    ]
+    assert pending_migrations((3, 10, 0), (3, 11, 2), names) == [
+        "03.11.00_01_pre_a.sql",
+        "03.11.00_02_post_b.sql",
+    ]
+    assert pending_migrations((3, 10, 0), (3, 10, 0), names) == []
+
+
+# The command
+
+
+def test_portal_worker_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--help"])
+    assert exit_.value.code == 0 and "--concurrency" in capsys.readouterr().out
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    for name in ("PORTAL_DATABASE_URL", "PORTAL_SECRET_KEY", "PORTAL_JOBS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["worker"]) == 2
+    assert "needs PostgreSQL" in capsys.readouterr().err
+
+
+# Two web processes and two workers on one PostgreSQL database
+
+
+PEOPLE_PER_WEB = 40
+QUEUED_DIRECTLY = 300
+
+
+async def test_two_web_processes_and_two_workers_send_every_message_exactly_once(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    with fresh_postgres_database(postgres_admin_url()) as url:
+        env = portal_env(
+            PORTAL_DATABASE_URL=url,
+            PORTAL_SECRET_KEY=SECRET,
+            PORTAL_DATA_DIR=str(tmp_path),
+            PORTAL_SMTP_HOST=smtp.host,
+            PORTAL_SMTP_PORT=str(smtp.port),
+            PORTAL_SMTP_TLS="none",
+        )
+        assert "applied schema.sql" in run_portal(env, "db", "upgrade")  # the release step
+        run_portal(env, "create-company", "Acme", "--slug", "acme")
+        admin = ["--email", "ada@acme.example", "--name", "Ada", "--admin", "--password-stdin"]
+        run_portal(env, "create-user", "--company", "acme", *admin, stdin=PASSWORD + "\n")
+        ports = [free_port(), free_port()]
+        processes = [
+            *(
+                start_portal(env, tmp_path, f"worker{i}", "worker", "--concurrency", "2")
+                for i in (1, 2)
+            ),
+            *(
+                start_portal(
+                    {**env, "PORTAL_BASE_URL": f"http://127.0.0.1:{port}"},
+                    tmp_path,
+                    f"web{i}",
+                    "serve",
+                    "--port",
+                    str(port),
+                )
+                for i, port in enumerate(ports, 1)
+            ),
+        ]
+        try:
+            for worker in processes[:2]:
+                wait_for_log(worker, "Starting worker")
+            for web, port in zip(processes[2:], ports, strict=True):
+                wait_until_serving(web, f"http://127.0.0.1:{port}")
+            await _cause_mail_and_wait(url, ports, smtp)
+        finally:
+            exit_codes = {p.name: p.stop() for p in processes}
+        logs = {p.name: p.log() for p in processes}
+    for worker in ("worker1", "worker2"):
+        assert exit_codes[worker] == 0 and "Stopped worker" in logs[worker], logs[worker]
+    # The web processes deferred; only the workers sent.
+    assert not any("outbox:" in logs[web] for web in ("web1", "web2"))
+    assert any("outbox:" in logs[worker] for worker in ("worker1", "worker2"))
+
+
+async def _cause_mail_and_wait(url: str, ports: list[int], smtp: SmtpServer) -> None:
+    clients = [ServerClient(f"http://127.0.0.1:{port}") for port in ports]
+    db = Database(url)
+    try:
+        for client in clients:
+            await client.sign_in("ada@acme.example", PASSWORD)
+        first = await clients[0].post_form("/setup/users/new", _person(0, 0))
+        assert first.status_code == 303
+        # Delivered through LISTEN/NOTIFY at once, not on the minute's periodic run.
+        await eventually(lambda: _arrived(smtp, 1), within=5)
+        # A bulk send (a large meeting's invitations, say) while both admins add people.
+        await _queue_bulk(db, url, smtp)
+        await asyncio.gather(*(_add_people(client, web) for web, client in enumerate(clients)))
+        total = 1 + 2 * (PEOPLE_PER_WEB - 1) + QUEUED_DIRECTLY
+        await eventually(lambda: _sent(db, total), within=90)
+        async with db.session(company_id=UNSCOPED) as session:
+            ids = (await session.execute(select(OutboxMessage.message_id))).scalars().all()
+    finally:
+        for client in clients:
+            await client.aclose()
+        await db.dispose()
+    received = Counter(str(message["Message-ID"]) for message in smtp.inbox.received)
+    assert len(ids) == total and set(received) == set(ids)
+    assert max(received.values()) == 1, [i for i, n in received.items() if n > 1]
+
+
+async def _queue_bulk(db: Database, url: str, smtp: SmtpServer) -> None:
+    settings = Settings(url, secret_key=Secret(SECRET), smtp=SmtpSettings(host=smtp.host))
+    async with db.session(company_id=UNSCOPED) as session:
+        acme = (await session.execute(select(Company))).scalar_one()
+    await queue_mail(db, settings, acme, QUEUED_DIRECTLY)
+    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+    async with procrastinate_app(connector).open_async() as app:
+        await mail_queued(State({"jobs": ProcrastinateJobs(app, db)}))
+
+
+async def _arrived(smtp: SmtpServer, count: int) -> bool:
+    return len(smtp.inbox.received) >= count
+
+
+def _person(web: int, number: int) -> dict[str, str]:
+    return {
+        "display_name": f"Person {web}-{number}",
+        "email": f"person-{web}-{number}@acme.example",
+        "time_zone": "UTC",
+    }
+
+
+async def _add_people(client: ServerClient, web: int) -> None:
+    for number in range(1, PEOPLE_PER_WEB):
+        response = await client.post_form("/setup/users/new", _person(web, number))
+        assert response.status_code == 303, response.text
