@@ -41,7 +41,11 @@ test-browser: $(STAMP) chromium
 
 test: lint test-sqlite test-postgres test-browser
 
+# bench/pages.py loads the pages with wrk (Debian's package), installed here when root.
 bench: $(STAMP)
+	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
 	@for script in bench/*.py; do [ -e "$$script" ] && $(BIN)/python "$$script"; done; true
 
 clean:

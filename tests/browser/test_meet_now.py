@@ -15,7 +15,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from portal.accounts.demo import DEMO_PASSWORD
 from tests.browser.conftest import ARTIFACTS, Server, serve_demo
-from tests.mail.conftest import Inbox, SmtpServer, free_port
+from tests.mail.conftest import Inbox, SmtpServer
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
 
-from portal.accounts.models import Company, User
-from portal.db import Database
+from portal.accounts.demo import ensure_demo_company
+from portal.accounts.models import ADMIN, Company, User
+from portal.db import UNSCOPED, Database
 from portal.directory import services
+from portal.settings import Settings
 from tests.conftest import make_company
 from tests.directory.conftest import make_colleague
 
@@ -157,3 +161,26 @@ def test_an_unknown_zone_reads_as_utc() -> None:
 )
 def test_status_says_whether_it_is_working_hours_where_they_are(now: str, status: str) -> None:
     assert services.local_time("Europe/Berlin", "UTC", _at(now)).status == status
+
+
+async def test_the_demo_scales_to_many_distinct_searchable_people(
+    db: Database, settings: Settings
+) -> None:
+    demo = await ensure_demo_company(db, settings, people=2000)
+    async with db.session(company_id=UNSCOPED) as session:
+        counts = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.count(func.distinct(User.email)),
+                    func.count(func.distinct(User.display_name)),
+                    func.count(func.distinct(User.department)),
+                    func.count().filter(col(User.role) == ADMIN),
+                )
+            )
+        ).one()
+    assert tuple(counts) == (2000, 2000, 2000, 5, 1)
+    async with db.session(company_id=demo.company.id) as session:
+        novaks = await services.search_people(session, "novak")
+    # Each first name with each last name before any repeats: 40 made-up Novaks, and Lukas.
+    assert novaks.total == 41

@@ -21,9 +21,6 @@ from portal.settings import Settings, SmtpSettings
 from tests.mail.conftest import SmtpServer
 from tests.mail.test_outbox import make_due, queue, stored
 
-# Marked at collection, not later by tests/conftest.py: anyio rebuilds items it finds unmarked
-# and drops their other parameters.
-
 StartServer = Callable[..., SmtpServer]
 USERNAME = "portal"
 PASSWORD = "right password"
@@ -150,6 +147,34 @@ async def test_a_refused_login_keeps_the_message_until_the_password_is_fixed(
     await make_due(db)
     report, row = await dispatch(db, with_login(settings, login_server, PASSWORD), client_tls)
     assert report.sent == 1 and row.status == SENT and row.last_error == ""
+
+
+async def test_a_refused_login_is_tried_once_per_connection_not_once_per_message(
+    db: Database,
+    settings: Settings,
+    acme: Company,
+    start_smtp_server: StartServer,
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+) -> None:
+    attempts: list[str] = []
+
+    def counting(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: LoginPassword
+    ) -> AuthResult:
+        attempts.append(mechanism)
+        return authenticate(server, session, envelope, mechanism, data)
+
+    server = start_smtp_server(
+        tls_context=server_tls, require_starttls=True, auth_required=True, authenticator=counting
+    )
+    wrong = with_login(settings, server, "wrong password")
+    await queue(db, wrong, acme, count=40)
+    sender = SmtpSender(wrong.smtp, timeout=5, tls_context=client_tls)
+    report = await send_outbox(db, wrong, sender)
+    assert report.retrying == 40
+    # Four connections, each trying the mechanisms the server offers, then the batch stops.
+    assert 0 < len(attempts) <= 4 * 2
 
 
 @pytest.mark.parametrize("tls", ["starttls", "tls"])
