@@ -7,6 +7,9 @@
   document.addEventListener("submit", (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.dataset.roomUrl) return;
+    const key = form.querySelector("input[name=request_key]");
+    // A double-click resends the same key, so the server makes one meeting of it.
+    if (key && !key.value) key.value = randomKey();
     const tab = window.open("", "_blank");
     if (tab) {
       tab.opener = null;
@@ -40,6 +43,11 @@
     if (!event.detail.elt.closest("[data-room-url]")) return;
     showToast(event.detail.xhr.responseText || "That did not work. Try again.", true);
   });
+
+  function randomKey() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
 
   function showToast(text, isError) {
     const toast = document.createElement("div");

@@ -172,3 +172,13 @@ async def test_history_shows_the_hosts_meetings(
     assert "Bob Member" in page.text and "Standup?" in page.text and "not joined" in page.text
     async with db.session(company_id=UNSCOPED) as session:
         assert (await session.execute(select(func.count()).select_from(Meeting))).scalar() == 1
+
+
+async def test_a_cached_card_leaves_the_key_to_the_page_but_a_profile_has_one(
+    admin_client: PortalClient, member: User
+) -> None:
+    card = await admin_client.get(f"/people/{member.id}/card", headers=HTMX)
+    assert 'name="request_key" value=""' in card.text
+    profile = await admin_client.get(f"/people/{member.id}")
+    assert 'name="request_key" value=""' not in profile.text
+    assert 'name="request_key" value="' in profile.text
