@@ -1,6 +1,7 @@
 """The directory's pages under load, each against a baseline measured in the same run.
 
     .venv/bin/python bench/pages.py [--people 10000] [--seconds 10] [--connections 50]
+                                    [--pages card,profile,search,search-page]
 
 Builds the demo company with `--people` people in a fresh SQLite database, serves the portal and a
 baseline app with the same uvicorn settings (uvloop, httptools, one worker per core), signs in,
@@ -228,6 +229,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--pages", default=",".join(TARGETS), help="which pages to measure (comma-separated)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit(
@@ -252,6 +256,7 @@ def main() -> None:
                 Page("search", f"/people?q={SEARCH}", htmx),
                 Page("search-page", f"/people?q={SEARCH}", cookie),
             ]
+            pages = [page for page in pages if page.name in args.pages.split(",")]
             sizes = {page.name: response_size(portal_url, page) for page in pages}
             baseline_env = env | {"BENCH_DATABASE": str(database), "BENCH_SIZES": json.dumps(sizes)}
             baseline_command = [

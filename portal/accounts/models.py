@@ -32,6 +32,20 @@ class User(TenantScoped, SQLModel, table=True):
         UniqueConstraint("company_id", "email", name="uq_user_company_email"),
         Index("ix_user_email", "email"),
         Index("ix_user_company_name", "company_id", "display_name"),
+        # Directory search reads these columns of a company's active people in name order: the
+        # index holds them all, so a search scans the index alone, and a page stops early.
+        Index(
+            "ix_user_company_directory",
+            "company_id",
+            "active",
+            "display_name",
+            "id",
+            "email",
+            "title",
+            "department",
+        ),
+        # The People page's list of departments: distinct values read from the index alone.
+        Index("ix_user_company_department", "company_id", "department", "active"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 from sqlmodel import col
 
 from portal.accounts.models import User
-from portal.pagination import Page, paginate
+from portal.pagination import Page
 
 # More words than this add nothing to a name search and only make the query longer.
 MAX_TERMS = 5
+# A list of people shows these; anything else read from a listed person is an error, not a query.
+LISTED_COLUMNS = ("id", "display_name", "title", "department", "email")
 # We store no working hours; a weekday from 9:00 to 18:00 local is the convention the card states.
 WORKDAY_START = dt.time(9)
 WORKDAY_END = dt.time(18)
@@ -51,6 +55,9 @@ def _matching(session: AsyncSession, text: str, department: str) -> Select[Any]:
     sqlite = session.get_bind().dialect.name == "sqlite"
     query = (
         select(User)
+        # What a list of people shows, all of it in ix_user_company_directory: the search then
+        # reads that index alone, never the table's rows.
+        .options(load_only(*(getattr(User, name) for name in LISTED_COLUMNS)))
         .where(col(User.active).is_(True))
         .order_by(col(User.display_name), col(User.id))
     )
@@ -65,7 +72,25 @@ async def search_people(
     session: AsyncSession, text: str, *, department: str = "", page: int = 1, size: int = 25
 ) -> Page[User]:
     """Active colleagues whose name, email, title or department contain the words of `text`."""
-    return await paginate(session, _matching(session, text, department), page, size)
+    query = _matching(session, text, department)
+    number = page
+    items = await _rows(session, query, number, size)
+    # The page itself tells the total when it is a short one: no second scan to count.
+    if 0 < len(items) < size or (number == 1 and not items):
+        return Page(items, number, size, (number - 1) * size + len(items))
+    total = (
+        await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+    ).scalar_one()
+    last = max(1, math.ceil(total / size))
+    if number > last:  # past the end: the last page, as for any list
+        number = last
+        items = await _rows(session, query, number, size)
+    return Page(items, number, size, total)
+
+
+async def _rows(session: AsyncSession, query: Select[Any], number: int, size: int) -> list[User]:
+    rows = await session.execute(query.limit(size).offset((number - 1) * size))
+    return list(rows.scalars())
 
 
 async def first_matches(session: AsyncSession, text: str, *, limit: int = 6) -> list[User]:

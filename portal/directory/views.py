@@ -6,12 +6,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.accounts.models import User
 from portal.db import utcnow
 from portal.directory import services
 from portal.htmx import is_htmx, render
 from portal.pagination import page_number
-from portal.web import db_session, int_param, login_required, redirect, viewer
+from portal.web import Person, db_session, login_required, person_page, redirect
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
@@ -54,28 +53,28 @@ async def suggestions(request: Request) -> Response:
     return response
 
 
-async def _colleague_or_404(request: Request) -> User:
-    person = await services.colleague(db_session(request), int_param(request, "user_id"))
-    if person is None:
+def _colleague_or_404(person: Person | None) -> Person:
+    """An active person of the viewer's company; anyone else is nobody to this viewer."""
+    if person is None or not person.active:
         raise HTTPException(404, "No such person in your company.")
     return person
 
 
-@login_required
-async def profile(request: Request) -> Response:
-    person = await _colleague_or_404(request)
-    local = services.local_time(person.time_zone, viewer(request).time_zone, utcnow())
+@person_page
+async def profile(request: Request, viewer: Person, person: Person | None) -> Response:
+    person = _colleague_or_404(person)
+    local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
     return render(request, "directory/profile.html", {"person": person, "local": local})
 
 
-@login_required
-async def card(request: Request) -> Response:
-    person = await _colleague_or_404(request)
+@person_page
+async def card(request: Request, viewer: Person, person: Person | None) -> Response:
+    person = _colleague_or_404(person)
     if not is_htmx(request):
         # The card is a glimpse of the profile: opened on its own, the profile is what one wants.
         response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
     else:
-        local = services.local_time(person.time_zone, viewer(request).time_zone, utcnow())
+        local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
         response = render(request, "directory/card.html", {"person": person, "local": local})
         response.headers["cache-control"] = CARD_CACHE_CONTROL
     response.headers["vary"] = "HX-Request"

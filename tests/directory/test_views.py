@@ -6,6 +6,8 @@ import datetime as dt
 import re
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
 from portal.accounts.models import Company, User
 from portal.db import Database
@@ -199,3 +201,32 @@ async def test_suggestions_and_search_never_show_another_company(
 
 def _vary(header: str) -> set[str]:
     return {part.strip() for part in header.split(",")}
+
+
+@pytest.mark.parametrize("change", [{"active": False}, {"session_version": 2}])
+async def test_card_and_profile_check_the_viewer_against_the_database_each_time(
+    viewer_client: PortalClient, db: Database, admin: User, hannah: User, change: dict[str, object]
+) -> None:
+    assert (await viewer_client.get(f"/people/{hannah.id}/card", headers=HTMX)).status_code == 200
+    async with db.session(company_id=admin.company_id, write=True) as session:
+        await session.execute(update(User).where(col(User.id) == admin.id).values(**change))
+        await session.commit()
+    card = await viewer_client.get(f"/people/{hannah.id}/card", headers=HTMX)
+    assert card.status_code == 204 and card.headers["hx-redirect"] == "http://testserver/signin"
+    profile = await viewer_client.get(f"/people/{hannah.id}")
+    assert profile.status_code == 303 and "/signin" in profile.headers["location"]
+
+
+async def test_a_full_page_of_results_is_counted_and_a_short_one_needs_no_count(
+    viewer_client: PortalClient, db: Database, acme: Company
+) -> None:
+    for number in range(49):  # with Ada Admin, exactly two pages of 25
+        await make_colleague(db, acme, f"p{number:02}@acme.example", f"Person {number:02}")
+    first = await viewer_client.get("/people", headers=HTMX)
+    assert "1–25 of 50" in first.text and 'rel="next"' in first.text
+    second = await viewer_client.get("/people?page=2", headers=HTMX)
+    assert "26–50 of 50" in second.text and 'rel="next"' not in second.text
+    beyond = await viewer_client.get("/people?page=7", headers=HTMX)
+    assert "26–50 of 50" in beyond.text
+    short = await viewer_client.get("/people?q=p4", headers=HTMX)  # p40@ to p48@
+    assert "1–9 of 9" in short.text

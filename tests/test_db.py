@@ -1,0 +1,53 @@
+"""The lean read path: a CompanyReader sees one company's rows, and only the signed-in one's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, select
+from sqlmodel import col
+
+from portal.accounts.models import Company, User
+from portal.db import UNSCOPED, CompanyQuery, Database, UnscopedQuery
+from portal.meetings.models import Meeting
+from tests.conftest import make_company, make_user
+
+USERS = User.__table__.c  # type: ignore[attr-defined]
+BY_IDS = CompanyQuery(
+    User, USERS.id, USERS.display_name, where=USERS.id.in_([bindparam("a"), bindparam("b")])
+)
+
+
+async def test_a_reader_returns_only_its_companys_rows(
+    db: Database, acme: Company, admin: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    outsider = await make_user(db, globex, "eve@globex.example", name="Eve Outsider")
+    rows = await db.reader(company_id=acme.id or 0).rows(BY_IDS, a=admin.id, b=outsider.id)
+    assert rows == [{"id": admin.id, "display_name": "Ada Admin"}]
+    theirs = await db.reader(company_id=globex.id or 0).rows(BY_IDS, a=admin.id, b=outsider.id)
+    assert theirs == [{"id": outsider.id, "display_name": "Eve Outsider"}]
+
+
+async def test_the_caller_cannot_name_another_company(
+    db: Database, acme: Company, admin: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    reader = db.reader(company_id=acme.id or 0)
+    with pytest.raises(UnscopedQuery):
+        await reader.rows(BY_IDS, a=admin.id, b=admin.id, company_id=globex.id)
+
+
+@pytest.mark.parametrize("company_id", [None, UNSCOPED, "1", True])
+async def test_a_reader_needs_a_company_id(db: Database, company_id: Any) -> None:
+    with pytest.raises(UnscopedQuery):
+        db.reader(company_id=company_id)
+
+
+def test_a_company_query_reads_its_table_alone() -> None:
+    with pytest.raises(ValueError, match="alone"):
+        CompanyQuery(User, USERS.id, col(Company.name))
+    hosts = select(col(Meeting.host_id))  # another company's meetings would decide
+    with pytest.raises(ValueError, match="alone"):
+        CompanyQuery(User, USERS.id, where=col(User.id).in_(hosts))
