@@ -170,6 +170,8 @@ async def test_history_shows_the_hosts_meetings(
     )
     page = await admin_client.get("/meetings")
     assert "Bob Member" in page.text and "Standup?" in page.text and "not joined" in page.text
+    fragment = await admin_client.get("/meetings?page=1", headers=HTMX)
+    assert "<html" not in fragment.text and 'class="person-link"' in fragment.text
     async with db.session(company_id=UNSCOPED) as session:
         assert (await session.execute(select(func.count()).select_from(Meeting))).scalar() == 1
 
