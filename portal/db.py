@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Select, Table, bindparam, event, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -127,7 +128,20 @@ def sync_url(url: str) -> str:
     return _with_driver(url, "sqlite")
 
 
+class _SQLiteHintingCompiler(SQLiteCompiler):
+    """SQLite's compiler, rendering the table hints (`NOT INDEXED`, `INDEXED BY ...`) it drops.
+
+    `select(...).with_hint(Table, "NOT INDEXED", "sqlite")` then says how to read a table where
+    SQLite's planner, which keeps no statistics here, would choose worse.
+    """
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
+    engine.dialect.statement_compiler = _SQLiteHintingCompiler
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how each transaction starts (see below).

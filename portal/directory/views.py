@@ -18,7 +18,8 @@ CARD_CACHE_CONTROL = "private, max-age=60"
 
 
 def _search_text(request: Request, name: str) -> str:
-    return request.query_params.get(name, "").strip()[:100]
+    # No stored text holds a NUL, and PostgreSQL refuses one in a query's parameters.
+    return request.query_params.get(name, "").replace("\x00", "").strip()[:100]
 
 
 @login_required
