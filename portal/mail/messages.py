@@ -79,18 +79,20 @@ def build_mime(
 
     With a calendar the shape is the one Gmail and Outlook show with Accept/Decline:
     multipart/mixed > multipart/alternative (text, html, text/calendar; method=...) + invite.ics.
+    Built from plain Message parts: EmailMessage's content manager costs ~2.5 ms a message,
+    MIMEText ~0.1 ms, and building would compete with sending in a large fan-out.
     """
     alternatives = [
-        _part('text/plain; charset="utf-8"', message.body_text.encode()),
-        _part('text/html; charset="utf-8"', message.body_html.encode()),
+        _part('text/plain; charset="utf-8"', _base64(message.body_text.encode())),
+        _part('text/html; charset="utf-8"', _base64(message.body_html.encode())),
     ]
     files: list[Message] = []
     if message.calendar_ics:
-        ics = message.calendar_ics.encode()
+        ics = _base64(message.calendar_ics.encode())
         method = quote(header_safe(message.calendar_method or "REQUEST"))
         alternatives.append(_part(f'text/calendar; charset="utf-8"; method="{method}"', ics))
         files.append(_file(ics, "application/ics", "invite.ics"))
-    files += [_file(a.data, a.content_type, a.filename) for a in attachments]
+    files += [_file(_base64(a.data), a.content_type, a.filename) for a in attachments]
     mime: Message = MIMEMultipart("alternative", _subparts=alternatives)
     if files:
         mime = MIMEMultipart("mixed", _subparts=[mime, *files])
@@ -105,22 +107,26 @@ def build_mime(
     return mime
 
 
-def _part(content_type: str, data: bytes) -> Message:
-    """A base64 leaf part with the headers MIMEText(..., "utf-8") or MIMEBase would give it.
+def _base64(data: bytes) -> str:
+    return base64.encodebytes(data).decode("ascii")
+
+
+def _part(content_type: str, payload: str) -> Message:
+    """A leaf part of base64 `payload`, with the headers MIMEText(..., "utf-8") or MIMEBase give.
 
     Built directly: MIMEText parses and rewrites its Content-Type header several times a part,
-    which made building a message (~110 µs) cost a fifth as much as sending it; this takes ~25.
+    so a whole message took ~110 µs to build that way and takes ~25 µs this way.
     """
     part = Message()
     part["Content-Type"] = content_type
     part["MIME-Version"] = "1.0"
     part["Content-Transfer-Encoding"] = "base64"
-    part.set_payload(base64.encodebytes(data).decode("ascii"))
+    part.set_payload(payload)
     return part
 
 
-def _file(data: bytes, content_type: str, filename: str) -> Message:
+def _file(payload: str, content_type: str, filename: str) -> Message:
     maintype, _, subtype = content_type.partition("/")
-    part = _part(f"{maintype or 'application'}/{subtype or 'octet-stream'}", data)
+    part = _part(f"{maintype or 'application'}/{subtype or 'octet-stream'}", payload)
     part.add_header("Content-Disposition", "attachment", filename=header_safe(filename))
     return part

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
+from email.message import Message
 
 import icalendar
 import pytest
@@ -12,6 +14,8 @@ from sqlalchemy import select, update
 
 from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
+from portal.mail import outbox
+from portal.mail.interfaces import SendResult
 from portal.mail.messages import EmailContent
 from portal.mail.models import FAILED, PENDING, SENT, OutboxMessage
 from portal.mail.outbox import attach, enqueue, send_outbox
@@ -225,6 +229,68 @@ async def test_two_dispatchers_never_send_a_message_twice(
     assert sum(r.sent for r in reports) == 250
     addresses = [str(m["To"]) for m in smtp_server.inbox.received]
     assert len(addresses) == 250 and len(set(addresses)) == 250
+
+
+async def test_several_batches_send_each_message_once_and_mark_it(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small batches, so one run claims, sends and marks several while the next is prepared.
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 3)
+    ids = await queue(db, mail_settings, acme, count=11)
+    async with db.session(company_id=acme.id, write=True) as session:
+        message = await session.get(OutboxMessage, ids[6])
+        assert message is not None
+        await attach(session, message, "agenda.txt", "text/plain", b"1. plans")
+        await session.commit()
+    report = await send_outbox(db, mail_settings, sender(mail_settings))
+    assert report.sent == 11
+    assert sorted(str(m["To"]) for m in smtp_server.inbox.received) == sorted(
+        f"Person {i} <person{i}@acme.example>" for i in range(11)
+    )
+    with_files = [
+        m for m in smtp_server.inbox.received if m.get_content_type() != "multipart/alternative"
+    ]
+    assert [str(m["To"]) for m in with_files] == ["Person 6 <person6@acme.example>"]
+    assert all(row.status == SENT and row.attempts == 1 for row in await stored(db))
+
+
+class FailsOnSecondBatch:
+    """An SMTP sender whose second batch fails with an error no send result describes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.smtp = sender(settings)
+        self.batches = 0
+
+    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        self.batches += 1
+        if self.batches == 2:
+            raise RuntimeError("the dispatcher stopped")
+        return await self.smtp.send_batch(messages)
+
+    async def close(self) -> None:
+        await self.smtp.close()
+
+
+async def test_what_the_server_accepted_is_marked_when_a_later_batch_fails(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 3)
+    await queue(db, mail_settings, acme, count=8)
+    with pytest.raises(RuntimeError):
+        await send_outbox(db, mail_settings, FailsOnSecondBatch(mail_settings))
+    rows = await stored(db)
+    assert [row.status for row in rows[:3]] == [SENT, SENT, SENT]
+    # Claimed but never sent: they go out again once their claim runs out.
+    assert all(row.status == PENDING and row.claimed_until for row in rows[3:6])
+    assert len(smtp_server.inbox.received) == 3
 
 
 async def test_header_injection_is_refused(
