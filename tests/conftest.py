@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from portal.accounts.models import Company, User
 from portal.app import create_app
 from portal.db import UNSCOPED, Database, metadata
 from portal.settings import Settings
+from tests.servers import scratch_postgres_database
 
 # Argon2 at its cheapest: the tests check behaviour, and 120 ms a hash would dominate the run.
 FAST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
@@ -36,27 +36,21 @@ CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 
 def _postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database for this run on the server behind `admin_url`, dropped afterwards."""
-    name = f"portal_test_{os.getpid()}_{secrets.token_hex(3)}"
-    plain = make_url(admin_url).set(drivername="postgresql")
-    conninfo = plain.render_as_string(hide_password=False)
+    """A fresh, migrated database for this run on the server behind `admin_url`."""
+    conninfo = (
+        make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     try:
-        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        psycopg.connect(conninfo, connect_timeout=5).close()
     except psycopg.OperationalError as error:
         if os.environ.get("CI"):
             raise RuntimeError(f"CI needs PostgreSQL at {admin_url}: {error}") from error
         pytest.exit(
             f"PostgreSQL is not reachable at {admin_url}; skipped the PostgreSQL run", returncode=0
         )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = plain.set(database=name).render_as_string(hide_password=False)
+    with scratch_postgres_database(admin_url, "portal_test") as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

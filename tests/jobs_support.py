@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -31,21 +26,6 @@ def postgres_admin_url() -> str:
             "(PORTAL_TEST_DATABASE_URL)"
         )
     return url
-
-
-@contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """An empty database of its own (not the run's shared one), dropped afterwards."""
-    plain = make_url(admin_url).set(drivername="postgresql")
-    conninfo = plain.render_as_string(hide_password=False)
-    name = f"portal_jobs_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield plain.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

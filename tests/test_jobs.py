@@ -45,7 +45,6 @@ from portal.settings import Settings, SettingsError, SmtpSettings
 from tests.conftest import PASSWORD, PortalClient
 from tests.jobs_support import (
     ServerClient,
-    fresh_postgres_database,
     portal_env,
     postgres_admin_url,
     run_portal,
@@ -53,7 +52,7 @@ from tests.jobs_support import (
     wait_for_log,
 )
 from tests.mail.conftest import Inbox, SmtpServer
-from tests.servers import free_port, wait_until_serving
+from tests.servers import free_port, scratch_postgres_database, wait_until_serving
 
 CONTENT = EmailContent(subject="Hello", text="Plain body", html="<p>HTML body</p>")
 SECRET = "jobs-test-secret-" + "x" * 40
@@ -311,7 +310,7 @@ async def test_a_failed_worker_run_is_retried_and_shown_to_admins(
     app: Starlette, admin_client: PortalClient, mail_settings: Settings, acme: Company
 ) -> None:
     """On a database of its own: procrastinate's tables stay out of the run's shared one."""
-    with fresh_postgres_database(postgres_admin_url()) as url:
+    with scratch_postgres_database(postgres_admin_url(), "portal_jobs") as url:
         migrate.upgrade(url)
         apply_procrastinate_schema(url)
         settings = dataclasses.replace(mail_settings, database_url=url)
@@ -389,7 +388,7 @@ async def _company_with_mail(db: Database, settings: Settings) -> int:
 
 
 def test_db_upgrade_applies_procrastinate_once_and_autogenerate_ignores_it() -> None:
-    with fresh_postgres_database(postgres_admin_url()) as url:
+    with scratch_postgres_database(postgres_admin_url(), "portal_jobs") as url:
         migrate.upgrade(url)
         assert apply_procrastinate_schema(url) == ["schema.sql"]
         assert apply_procrastinate_schema(url) == []
@@ -444,7 +443,7 @@ QUEUED_DIRECTLY = 300
 async def test_two_web_processes_and_two_workers_send_every_message_exactly_once(
     tmp_path: Path, smtp: SmtpServer
 ) -> None:
-    with fresh_postgres_database(postgres_admin_url()) as url:
+    with scratch_postgres_database(postgres_admin_url(), "portal_jobs") as url:
         env = portal_env(
             PORTAL_DATABASE_URL=url,
             PORTAL_SECRET_KEY=SECRET,
