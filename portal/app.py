@@ -184,7 +184,7 @@ def _templates(settings: Settings, app_routes: list[BaseRoute]) -> Jinja2Blocks:
     # Templates change only with a deploy, which restarts the process; checking their files
     # on every render cost a hover card about 4% of its time.
     templates.env.auto_reload = False
-    templates.env.globals["static_version"] = "1"
+    templates.env.globals["static_version"] = "2"
     templates.env.globals["url_for"] = _url_for(app_routes)
     templates.env.globals["personal_room_url"] = functools.partial(personal_room_url, settings)
     templates.env.globals["new_request_key"] = new_request_key

@@ -66,8 +66,9 @@
     }
   }).observe(document.getElementById("toasts"), { childList: true });
 
-  // The Create menu's Meet Now loads its form into a modal dialog.
-  document.addEventListener("htmx:afterSwap", (event) => {
+  // The Create menu's Meet Now loads its form into a modal dialog, shown once htmx has
+  // settled (processed) the form: typing sooner would reach a field that does not search yet.
+  document.addEventListener("htmx:afterSettle", (event) => {
     const dialog = event.detail.target.closest("dialog");
     if (!dialog || dialog.open) return;
     for (const menu of document.querySelectorAll("details.menu[open]")) menu.open = false;
