@@ -143,17 +143,25 @@ def _to_sign_in(request: Request, message: str | None) -> Response:
     return redirect(target)
 
 
-def _signed_in_ids(request: Request) -> tuple[int, int] | Response:
-    """The session's person and company ids, or the way to the sign-in page."""
+def _session_ids(request: Request) -> tuple[int, int] | None:
+    """The session's person and company ids, if it names any."""
     user_id = request.session.get(SESSION_USER)
     company_id = request.session.get(SESSION_COMPANY)
     if not isinstance(user_id, int) or not isinstance(company_id, int):
+        return None
+    return user_id, company_id
+
+
+def _signed_in_ids(request: Request) -> tuple[int, int] | Response:
+    """The session's person and company ids, or the way to the sign-in page."""
+    ids = _session_ids(request)
+    if ids is None:
         cookie_name = request.app.state.session_cookie
         stale = cookie_name in request.cookies and not request.session
         return _to_sign_in(
             request, "Your session was not valid; please sign in again." if stale else None
         )
-    return user_id, company_id
+    return ids
 
 
 def _still_signed_in(request: Request, user: User | Person | None) -> bool:
@@ -163,6 +171,17 @@ def _still_signed_in(request: Request, user: User | Person | None) -> bool:
         and bool(user.active)
         and user.session_version == request.session.get(SESSION_VERSION)
     )
+
+
+async def signed_in_visitor(request: Request) -> User | None:
+    """The signed-in person on a page that anyone may open, or None for a guest."""
+    ids = _session_ids(request)
+    if ids is None:
+        return None
+    user_id, company_id = ids
+    async with database_of(request).session(company_id=company_id) as session:
+        user = await session.get(User, user_id)
+    return user if _still_signed_in(request, user) else None
 
 
 def _signed_out(request: Request) -> Response:

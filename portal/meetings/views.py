@@ -19,15 +19,13 @@ from portal.htmx import is_htmx, render
 from portal.meetings import services
 from portal.pagination import page_number
 from portal.web import (
-    SESSION_COMPANY,
-    SESSION_USER,
-    SESSION_VERSION,
     company_of,
     database_of,
     db_session,
     login_required,
     redirect,
     settings_of,
+    signed_in_visitor,
     viewer,
 )
 
@@ -171,7 +169,7 @@ async def join(request: Request) -> Response:
     token = request.path_params["token"]
     if not isinstance(token, str) or len(token) > 64:
         raise HTTPException(404, "This join link is not valid.")
-    visitor = await _signed_in_visitor(request)
+    visitor = await signed_in_visitor(request)
     async with database_of(request).session(company_id=UNSCOPED, write=True) as session:
         try:
             target = await services.use_join_link(session, token, visitor)
@@ -185,23 +183,6 @@ async def join(request: Request) -> Response:
             status_code=410,
         )
     return redirect(target.meeting.room_url)
-
-
-async def _signed_in_visitor(request: Request) -> User | None:
-    """Who clicked, when someone is signed in here; join links also work for guests."""
-    user_id = request.session.get(SESSION_USER)
-    company_id = request.session.get(SESSION_COMPANY)
-    if not isinstance(user_id, int) or not isinstance(company_id, int):
-        return None
-    async with database_of(request).session(company_id=company_id) as session:
-        user = await session.get(User, user_id)
-    if (
-        user is None
-        or not user.active
-        or user.session_version != request.session.get(SESSION_VERSION)
-    ):
-        return None
-    return user
 
 
 @login_required
