@@ -16,11 +16,13 @@ from sqlmodel import col
 from portal import jobs, migrate
 from portal.accounts import services
 from portal.accounts.demo import DEMO_PASSWORD, PEOPLE, ensure_demo_company
-from portal.accounts.forms import clean_person, is_time_zone
+from portal.accounts.forms import clean_person
 from portal.accounts.models import ADMIN, MEMBER, Company
 from portal.db import UNSCOPED, Database
+from portal.forms import FormErrors
 from portal.jobs_schema import apply_procrastinate_schema
 from portal.settings import Settings, SettingsError
+from portal.timezones import is_time_zone
 
 
 def _upgrade(settings: Settings) -> None:
@@ -212,12 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                 _serve(settings, args.host, args.port, args.workers)
         else:
             _serve(settings, args.host, args.port, args.workers)
-    except (SettingsError, ValueError, services.FormErrors, jobs.JobsUnavailable) as error:
-        message = (
-            "; ".join(error.errors.values())
-            if isinstance(error, services.FormErrors)
-            else str(error)
-        )
+    except (SettingsError, ValueError, FormErrors, jobs.JobsUnavailable) as error:
+        message = "; ".join(error.errors.values()) if isinstance(error, FormErrors) else str(error)
         print(f"portal: {message}", file=sys.stderr)
         return 2
     return 0

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.accounts.models import ADMIN, Company, User
-from portal.db import CompanyQuery, Database
+from portal.accounts.models import Company, User
+from portal.db import CompanyReader, Database
+from portal.forms import parse_id
 from portal.htmx import is_htmx
 from portal.security import SAFE_METHODS
 from portal.settings import Settings
@@ -26,55 +26,36 @@ SESSION_COMPANY = "cid"
 SESSION_VERSION = "sv"
 FLASHES = "flash"
 
-MAX_ID = 2**31 - 1
-
 View = Callable[[Request], Awaitable[Response]]
+Loaded = TypeVar("Loaded")
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A person as the read-only pages about one person show them: plain columns, no session."""
-
-    id: int
-    company_id: int
-    email: str
-    display_name: str
-    title: str
-    department: str
-    phone: str
-    time_zone: str
-    role: str
-    active: bool
-    session_version: int
+class SignedIn(Protocol):
+    """What the sign-in check reads of a person, as an ORM row or a page's lean record."""
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
+    def active(self) -> bool: ...
+
+    @property
+    def session_version(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CompanyName:
+class CompanyName(Protocol):
     """What a page's top bar shows of the viewer's company."""
 
-    id: int
-    name: str
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
 
-PersonView = Callable[[Request, Person, Person | None], Awaitable[Response]]
-
-_PERSON_FIELDS = tuple(field.name for field in fields(Person))
-_PERSON_COLUMNS = [User.__table__.c[name] for name in _PERSON_FIELDS]  # type: ignore[attr-defined]
-# The viewer's row and the person's in one statement: each query is a round trip, and the viewer
-# is checked against the database on every request (a signed-out or deactivated session ends).
-_VIEWER_AND_PERSON = CompanyQuery(
-    User,
-    *_PERSON_COLUMNS,
-    select(col(Company.name))
-    .where(col(Company.id) == User.__table__.c.company_id)  # type: ignore[attr-defined]
-    .scalar_subquery()
-    .label("company_name"),
-    where=User.__table__.c.id.in_([bindparam("viewer"), bindparam("person")]),  # type: ignore[attr-defined]
-)
+# A lean page's query: the viewer (None if not in the company), their company, and what the
+# page shows.
+LeanLoad = Callable[
+    [CompanyReader, Request, int], Awaitable[tuple[SignedIn | None, CompanyName | None, Loaded]]
+]
+LeanView = Callable[[Request, Any, Loaded], Awaitable[Response]]
 
 
 def settings_of(request: Request) -> Settings:
@@ -164,13 +145,18 @@ def _signed_in_ids(request: Request) -> tuple[int, int] | Response:
     return ids
 
 
-def _still_signed_in(request: Request, user: User | Person | None) -> bool:
+def still_signed_in(request: Request, user: SignedIn | None) -> bool:
     """The stored person is active and has not been signed out everywhere since signing in."""
     return (
         user is not None
         and bool(user.active)
         and user.session_version == request.session.get(SESSION_VERSION)
     )
+
+
+def signed_in_ids(request: Request) -> tuple[int, int] | None:
+    """The signed session's person and company ids, if it names any (not yet checked)."""
+    return _session_ids(request)
 
 
 async def signed_in_visitor(request: Request) -> User | None:
@@ -181,7 +167,7 @@ async def signed_in_visitor(request: Request) -> User | None:
     user_id, company_id = ids
     async with database_of(request).session(company_id=company_id) as session:
         user = await session.get(User, user_id)
-    return user if _still_signed_in(request, user) else None
+    return user if still_signed_in(request, user) else None
 
 
 def _signed_out(request: Request) -> Response:
@@ -209,56 +195,47 @@ def login_required(view: View) -> View:
                 )
             ).one_or_none()
             user, company = row if row is not None else (None, None)
-            if not _still_signed_in(request, user):
+            if not still_signed_in(request, user):
                 return _signed_out(request)
             request.state.user = user
             request.state.company = company
             request.state.db = session
-            return await view(request)
+            response = await view(request)
+            # The request owns the transaction: services add and flush, and what they wrote is
+            # kept only when the view answered with success. A refusal keeps nothing.
+            if write and response.status_code < 400:
+                await session.commit()
+            return response
 
     return wrapper
 
 
-def person_page(view: PersonView) -> View:
-    """login_required for a read-only page about one person: both rows in one lean query.
+def lean_page(load: LeanLoad[Loaded]) -> Callable[[LeanView[Loaded]], View]:
+    """login_required for a hot read-only page: `load` reads the viewer and the page's rows in
+    one lean query (see CompanyReader), and the view gets both; there is no ORM session.
 
-    The view gets the viewer and the person named by the `user_id` path parameter, or None
-    when no such person is in the viewer's company. There is no ORM session: the rows come
-    from a CompanyReader, scoped to the company in the signed session like every session.
-    Made for the hover card and the profile, which every list of people links to.
+    The sign-in check is the one login_required makes. Made for the hover card and the
+    profile, which every list of people links to.
     """
 
-    @functools.wraps(view)
-    async def wrapper(request: Request) -> Response:
-        ids = _signed_in_ids(request)
-        if isinstance(ids, Response):
-            return ids
-        user_id, company_id = ids
-        try:
-            person_id: int | None = int_param(request, "user_id")
-        except HTTPException:
-            person_id = None  # still check the viewer first: a signed-out session signs in
-        reader = database_of(request).reader(company_id=company_id)
-        rows = await reader.rows(_VIEWER_AND_PERSON, viewer=user_id, person=person_id or 0)
-        by_id = {row["id"]: row for row in rows}
-        user = _person(by_id.get(user_id))
-        if user is None or not _still_signed_in(request, user):
-            return _signed_out(request)
-        if person_id is None:
-            raise HTTPException(404)
-        request.state.user = user
-        request.state.company = CompanyName(company_id, by_id[user_id]["company_name"])
-        return await view(request, user, _person(by_id.get(person_id)))
+    def decorate(view: LeanView[Loaded]) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: Request) -> Response:
+            ids = _signed_in_ids(request)
+            if isinstance(ids, Response):
+                return ids
+            user_id, company_id = ids
+            reader = database_of(request).reader(company_id=company_id)
+            user, company, loaded = await load(reader, request, user_id)
+            if not still_signed_in(request, user):
+                return _signed_out(request)
+            request.state.user = user
+            request.state.company = company
+            return await view(request, user, loaded)
 
-    return wrapper
+        return wrapper
 
-
-def _person(row: dict[str, Any] | None) -> Person | None:
-    if row is None:
-        return None
-    values = {name: row[name] for name in _PERSON_FIELDS}
-    values["active"] = bool(values["active"])  # SQLite keeps booleans as 0 and 1
-    return Person(**values)
+    return decorate
 
 
 def admin_required(view: View) -> View:
@@ -275,13 +252,8 @@ def admin_required(view: View) -> View:
 
 def int_param(request: Request, name: str) -> int:
     """A path parameter as an id; anything else is simply not found."""
-    value: Any = request.path_params.get(name)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise HTTPException(404) from None
-    # Ids are 32-bit integer columns; a larger number would be a database error, not a 404.
-    if not 0 < number <= MAX_ID:
+    number = parse_id(request.path_params.get(name))
+    if number is None:
         raise HTTPException(404)
     return number
 

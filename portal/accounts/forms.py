@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import re
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
 from portal.accounts.models import ADMIN, EMAIL_MAX, MEMBER, NAME_MAX, PHONE_MAX
+from portal.timezones import is_time_zone
 
 PHONE_PATTERN = re.compile(r"^[0-9+()./\- ]*(?:(?:x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -18,28 +17,6 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 class InvalidEmail(ValueError):
     """The text is not an email address; str() is the message for the page."""
-
-
-@functools.cache
-def time_zones() -> tuple[str, ...]:
-    """IANA zones a person can pick, without the legacy aliases (US/Eastern, Etc/GMT+5...)."""
-    return (
-        *sorted(
-            zone
-            for zone in zoneinfo.available_timezones()
-            if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/"))
-        ),
-        "UTC",
-    )
-
-
-def is_time_zone(name: str) -> bool:
-    return name in _time_zone_set()
-
-
-@functools.cache
-def _time_zone_set() -> frozenset[str]:
-    return frozenset(time_zones())
 
 
 def normalize_email(raw: str) -> str:

@@ -24,6 +24,7 @@ from portal.accounts.tokens import (
     read_set_password_token,
 )
 from portal.db import UNSCOPED, Database, utcnow
+from portal.forms import FormErrors
 from portal.mail.messages import render_email
 from portal.mail.models import OutboxMessage
 from portal.mail.outbox import enqueue
@@ -33,14 +34,6 @@ THROTTLE_AFTER = 5
 THROTTLE_FIRST_WAIT = dt.timedelta(seconds=30)
 THROTTLE_LONGEST_WAIT = dt.timedelta(minutes=15)
 RESET_EMAIL_INTERVAL = dt.timedelta(minutes=5)
-
-
-class FormErrors(Exception):
-    """Field name -> message for the page; nothing was written."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 @dataclass

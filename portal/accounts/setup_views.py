@@ -9,12 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.accounts import services
-from portal.accounts.forms import clean_person, time_zones
+from portal.accounts.forms import clean_person
 from portal.accounts.imports import ImportRefused, import_people
 from portal.accounts.models import User
+from portal.forms import FormErrors
 from portal.htmx import render
 from portal.jobs import mail_queued
 from portal.pagination import page_number, paginate
+from portal.timezones import time_zones
 from portal.web import (
     admin_required,
     company_of,
@@ -96,7 +98,7 @@ async def user_new(request: Request) -> Response:
             user = await services.add_person(
                 db_session(request), settings_of(request), company, viewer(request), person
             )
-        except services.FormErrors as error:
+        except FormErrors as error:
             errors = error.errors
         else:
             await mail_queued(request.app.state)
@@ -121,7 +123,7 @@ async def user_edit(request: Request) -> Response:
     if not errors:
         try:
             await services.update_person(db_session(request), viewer(request), user, person)
-        except services.FormErrors as error:
+        except FormErrors as error:
             errors = error.errors
         else:
             flash(request, f"{user.display_name}'s details are saved.", "success")
@@ -135,7 +137,7 @@ async def _set_active(request: Request, active: bool) -> Response:
     user = await _person_or_404(request)
     try:
         await services.set_active(db_session(request), viewer(request), user, active)
-    except services.FormErrors as error:
+    except FormErrors as error:
         flash(request, " ".join(error.errors.values()), "error")
     else:
         state = "reactivated" if active else "deactivated and signed out"

@@ -6,10 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.accounts import services
-from portal.accounts.forms import clean_profile, time_zones
+from portal.accounts.forms import clean_profile
 from portal.accounts.tokens import InvalidLink
+from portal.forms import FormErrors
 from portal.htmx import render
 from portal.jobs import mail_queued
+from portal.timezones import time_zones
 from portal.web import (
     company_of,
     database_of,
@@ -104,7 +106,7 @@ async def set_password(request: Request) -> Response:
         return render(
             request, "accounts/set_password.html", {"link_error": str(error)}, status_code=400
         )
-    except services.FormErrors as error:
+    except FormErrors as error:
         user = await services.user_for_link(db, settings, token)
         return render(
             request,
@@ -164,7 +166,7 @@ async def change_password(request: Request) -> Response:
             data.get("new_password", ""),
             data.get("confirm_password", ""),
         )
-    except services.FormErrors as error:
+    except FormErrors as error:
         return render(
             request,
             "accounts/profile.html",

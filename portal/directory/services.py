@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, select
@@ -14,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 from sqlmodel import col
 
-from portal.accounts.models import User
+from portal import timezones
+from portal.accounts.models import ADMIN, Company, User
+from portal.db import CompanyQuery, CompanyReader
 from portal.directory import search_index
 from portal.pagination import Page
 
@@ -161,14 +162,6 @@ async def colleague(session: AsyncSession, user_id: int) -> User | None:
     return person if person is not None and person.active else None
 
 
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        # A zone that a later tzdata dropped: UTC is a known answer rather than an error page.
-        return zoneinfo.ZoneInfo("UTC")
-
-
 def _duration(delta: dt.timedelta) -> str:
     minutes = abs(int(delta.total_seconds())) // 60
     hours, minutes = divmod(minutes, 60)
@@ -220,4 +213,71 @@ class LocalTime:
 
 def local_time(zone: str, viewer_zone: str, now: dt.datetime) -> LocalTime:
     """The time in `zone` at the instant `now`, compared with `viewer_zone` at that instant."""
-    return LocalTime(now.astimezone(_zone(zone)), now.astimezone(_zone(viewer_zone)))
+    return LocalTime(
+        now.astimezone(timezones.zone(zone)), now.astimezone(timezones.zone(viewer_zone))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person as the read-only pages about one person show them: plain columns, no session."""
+
+    id: int
+    company_id: int
+    email: str
+    display_name: str
+    title: str
+    department: str
+    phone: str
+    time_zone: str
+    role: str
+    active: bool
+    session_version: int
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyName:
+    """What a page's top bar shows of the viewer's company."""
+
+    id: int
+    name: str
+
+
+_PERSON_FIELDS = tuple(field.name for field in fields(Person))
+_USERS = User.__table__.c  # type: ignore[attr-defined]
+# The viewer's row and the person's in one statement: each query is a round trip, and the viewer
+# is checked against the database on every request (a signed-out or deactivated session ends).
+_VIEWER_AND_PERSON = CompanyQuery(
+    User,
+    *(_USERS[name] for name in _PERSON_FIELDS),
+    select(col(Company.name))
+    .where(col(Company.id) == _USERS.company_id)
+    .scalar_subquery()
+    .label("company_name"),
+    where=_USERS.id.in_([bindparam("viewer"), bindparam("person")]),
+)
+
+
+def _person(row: dict[str, Any] | None) -> Person | None:
+    if row is None:
+        return None
+    values = {name: row[name] for name in _PERSON_FIELDS}
+    values["active"] = bool(values["active"])  # SQLite keeps booleans as 0 and 1
+    return Person(**values)
+
+
+async def viewer_and_person(
+    reader: CompanyReader, viewer_id: int, person_id: int | None
+) -> tuple[Person | None, CompanyName | None, Person | None]:
+    """The viewer, their company's name, and the person `person_id` (None if not a colleague's
+    row): one lean query, for the pages every list of people links to."""
+    rows = await reader.rows(_VIEWER_AND_PERSON, viewer=viewer_id, person=person_id or 0)
+    by_id = {row["id"]: row for row in rows}
+    viewer = by_id.get(viewer_id)
+    company = CompanyName(reader.company_id, viewer["company_name"]) if viewer else None
+    person = _person(by_id.get(person_id)) if person_id is not None else None
+    return _person(viewer), company, person

@@ -6,11 +6,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.db import utcnow
+from portal.db import CompanyReader, utcnow
 from portal.directory import services
+from portal.directory.services import CompanyName, Person
+from portal.forms import parse_id
 from portal.htmx import is_htmx, render
 from portal.pagination import page_number
-from portal.web import Person, db_session, login_required, person_page, redirect
+from portal.web import db_session, lean_page, login_required, redirect
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
@@ -54,6 +56,14 @@ async def suggestions(request: Request) -> Response:
     return response
 
 
+async def _viewer_and_person(
+    reader: CompanyReader, request: Request, viewer_id: int
+) -> tuple[Person | None, CompanyName | None, Person | None]:
+    # A malformed id is nobody: the viewer is still checked first, so a stale session signs in.
+    person_id = parse_id(request.path_params.get("user_id"))
+    return await services.viewer_and_person(reader, viewer_id, person_id)
+
+
 def _colleague_or_404(person: Person | None) -> Person:
     """An active person of the viewer's company; anyone else is nobody to this viewer."""
     if person is None or not person.active:
@@ -61,14 +71,14 @@ def _colleague_or_404(person: Person | None) -> Person:
     return person
 
 
-@person_page
+@lean_page(_viewer_and_person)
 async def profile(request: Request, viewer: Person, person: Person | None) -> Response:
     person = _colleague_or_404(person)
     local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
     return render(request, "directory/profile.html", {"person": person, "local": local})
 
 
-@person_page
+@lean_page(_viewer_and_person)
 async def card(request: Request, viewer: Person, person: Person | None) -> Response:
     person = _colleague_or_404(person)
     if not is_htmx(request):

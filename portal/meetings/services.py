@@ -15,9 +15,9 @@ from sqlmodel import col
 
 from portal.accounts.forms import InvalidEmail, normalize_email
 from portal.accounts.models import Company, User
-from portal.accounts.services import FormErrors
 from portal.conferencing.rooms import personal_room_url
 from portal.db import utcnow
+from portal.forms import FormErrors
 from portal.mail.messages import render_email
 from portal.mail.outbox import enqueue
 from portal.meetings.models import (

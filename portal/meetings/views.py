@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from portal import jobs
 from portal.accounts.models import User
-from portal.accounts.services import FormErrors
 from portal.db import UNSCOPED
 from portal.directory.services import search_people
+from portal.forms import FormErrors
 from portal.htmx import is_htmx, render
 from portal.meetings import services
 from portal.pagination import page_number
