@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import logging
 import re
@@ -13,14 +14,15 @@ import uvicorn
 from sqlalchemy import select
 from sqlmodel import col
 
-from portal import jobs, migrate
+from portal import features, jobs, migrate
 from portal.accounts import services
 from portal.accounts.demo import DEMO_PASSWORD, PEOPLE, ensure_demo_company
 from portal.accounts.forms import clean_person
 from portal.accounts.models import ADMIN, MEMBER, Company
 from portal.db import UNSCOPED, Database
 from portal.forms import FormErrors
-from portal.jobs_schema import apply_procrastinate_schema
+from portal.jobs.schema import apply_procrastinate_schema
+from portal.mail.smtp import sender_for
 from portal.settings import Settings, SettingsError
 from portal.timezones import is_time_zone
 
@@ -44,7 +46,14 @@ def _worker(settings: Settings, concurrency: int) -> None:
         logging.getLogger(__name__).warning(
             "PORTAL_JOBS=in-process: web processes run the jobs too; this worker adds to them"
         )
-    asyncio.run(jobs.run_worker(settings, concurrency=concurrency))
+    asyncio.run(
+        jobs.run_worker(
+            settings,
+            features.jobs(),
+            concurrency=concurrency,
+            new_mail_sender=functools.partial(sender_for, settings),
+        )
+    )
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -259,6 +259,17 @@ class Database:
             session.info["company_id"] = company_id
             yield session
 
+    @asynccontextmanager
+    async def transaction(self, *, company_id: int | str | None) -> AsyncIterator[AsyncSession]:
+        """A write session that commits once, when the block ends without an exception.
+
+        For the owners of a unit of work (a public view, a job, the command line); services
+        called inside only add and flush.
+        """
+        async with self.session(company_id=company_id, write=True) as session:
+            yield session
+            await session.commit()
+
     def reader(self, *, company_id: int) -> CompanyReader:
         """A reader of `company_id`'s rows by Core selects (see CompanyQuery)."""
         return CompanyReader(self, company_id)

@@ -33,3 +33,13 @@ def parse_id(raw: object) -> int | None:
 def parse_ids(values: Iterable[object]) -> list[int]:
     """The ids among `values`, each once, in the order given; what is not an id is left out."""
     return list(dict.fromkeys(number for number in map(parse_id, values) if number is not None))
+
+
+# A search box's text is cut here: longer adds nothing to finding a person.
+SEARCH_MAX = 100
+
+
+def search_text(raw: str) -> str:
+    """What someone typed into a search box, ready to search for."""
+    # No stored text holds a NUL, and PostgreSQL refuses one in a query's parameters.
+    return raw.replace("\x00", "").strip()[:SEARCH_MAX]

@@ -107,6 +107,11 @@ def start_session(request: Request, user: User) -> None:
     )
 
 
+def end_session(request: Request) -> None:
+    """Forget who this browser was signed in as (the flashes that follow start a new session)."""
+    request.session.clear()
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -171,7 +176,7 @@ async def signed_in_visitor(request: Request) -> User | None:
 
 
 def _signed_out(request: Request) -> Response:
-    request.session.clear()
+    end_session(request)
     return _to_sign_in(request, "You have been signed out. Please sign in again.")
 
 

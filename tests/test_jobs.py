@@ -1,5 +1,6 @@
-"""Background jobs: which runner runs them, waking it, procrastinate's worker and schema, failures
-shown to admins, and two web processes with two workers delivering every message exactly once."""
+"""Background jobs: which runner runs them (always one, mail server or not), work deferred after
+commit, procrastinate's worker and schema, failures shown to admins, and two web processes with two
+workers delivering every message exactly once."""
 
 from __future__ import annotations
 
@@ -19,24 +20,25 @@ import pytest
 from alembic import command
 from procrastinate.testing import InMemoryConnector
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.datastructures import Secret, State
 
-from portal import jobs, migrate
+from portal import features, jobs, migrate
 from portal.accounts.models import Company
+from portal.app import create_app
 from portal.cli import main
 from portal.db import UNSCOPED, Database, utcnow
 from portal.jobs import (
-    SEND_OUTBOX,
     InProcessRunner,
     Job,
     JobEnv,
     ProcrastinateJobs,
-    mail_queued,
     procrastinate_app,
 )
-from portal.jobs_schema import apply_procrastinate_schema, pending_migrations
+from portal.jobs.schema import apply_procrastinate_schema, pending_migrations
 from portal.mail.interfaces import SendResult
+from portal.mail.jobs import JOBS, SEND_OUTBOX
 from portal.mail.messages import EmailContent
 from portal.mail.models import PENDING, SENT, OutboxMessage
 from portal.mail.outbox import enqueue
@@ -147,14 +149,51 @@ def test_the_runner_follows_the_database_unless_told() -> None:
         Settings.from_env({**postgres, "PORTAL_JOBS": "celery"})
 
 
-async def test_in_process_the_web_process_runs_the_jobs_when_there_is_mail_to_send(
-    db: Database, mail_settings: Settings
+def smtp_env(db: Database, settings: Settings) -> JobEnv:
+    return JobEnv(db, settings, lambda: SmtpSender(settings.smtp))
+
+
+class Probe:
+    """A job of a feature to come (reminders, a provider sync) that only notes its runs."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, object]] = []
+
+    async def run(self, env: JobEnv, **kwargs: object) -> None:
+        assert env.new_mail_sender() is None  # no mail server: jobs run all the same
+        self.runs.append(kwargs)
+
+
+async def test_in_process_jobs_run_without_a_mail_server(db: Database, settings: Settings) -> None:
+    held = dataclasses.replace(settings, jobs="in-process")
+    assert not held.smtp.configured
+    probe = Probe()
+    nightly = Job("sync_providers", probe.run, cron="* * * * * *")  # every second, for the test
+    reminders = Job("send_reminders", probe.run)
+    runner = await jobs.start(JobEnv(db, held, lambda: None), (nightly, reminders))
+    try:
+        assert isinstance(runner, InProcessRunner)
+        await jobs.defer(State({"jobs": runner}), "send_reminders", event_id=3)
+        await eventually(lambda: _true({"event_id": 3} in probe.runs))
+        await eventually(lambda: _true({} in probe.runs), within=3)  # the cron's run
+    finally:
+        await runner.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_the_app_always_starts_a_runner_with_every_features_jobs(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runner = await jobs.start(db, dataclasses.replace(mail_settings, jobs="in-process"))
-    assert isinstance(runner, InProcessRunner)
-    await runner.stop()
-    held = dataclasses.replace(mail_settings, jobs="in-process", smtp=SmtpSettings())
-    assert await jobs.start(db, held) is None
+    probe = Probe()
+    monkeypatch.setattr(features, "jobs", lambda: (Job("sync_providers", probe.run),))
+    app = create_app(dataclasses.replace(settings, jobs="in-process"))
+    async with app.router.lifespan_context(app):
+        assert isinstance(app.state.jobs, InProcessRunner)  # no SMTP server, and still a runner
+        await jobs.defer(app.state, "sync_providers", company_id=1)
+        await eventually(lambda: _true(probe.runs == [{"company_id": 1}]))
 
 
 async def test_in_worker_mode_the_web_process_only_defers(
@@ -162,32 +201,88 @@ async def test_in_worker_mode_the_web_process_only_defers(
 ) -> None:
     if db.is_sqlite:
         pytest.skip("worker mode needs PostgreSQL: procrastinate keeps its queue there")
-    runner = await jobs.start(db, mail_settings)
+    runner = await jobs.start(smtp_env(db, mail_settings), JOBS)
     try:
         assert mail_settings.jobs_runner == "worker"
         assert isinstance(runner, ProcrastinateJobs)
     finally:
-        assert runner is not None
         await runner.stop()
 
 
-# Waking the runner
+async def test_a_worker_runs_jobs_without_a_mail_server(settings: Settings) -> None:
+    """On a database of its own: procrastinate's tables stay out of the run's shared one."""
+    with scratch_postgres_database(postgres_admin_url(), "portal_jobs") as url:
+        migrate.upgrade(url)
+        apply_procrastinate_schema(url)
+        held = dataclasses.replace(settings, database_url=url)
+        assert held.jobs_runner == "worker" and not held.smtp.configured
+        probe = Probe()
+        reminders = (Job("send_reminders", probe.run),)
+        db = Database(url)
+        try:
+            web = await jobs.start(JobEnv(db, held, lambda: None), reminders)
+            assert isinstance(web, ProcrastinateJobs)
+            await jobs.defer(State({"jobs": web}), "send_reminders", event_id=3)
+            await web.stop()
+            await jobs.run_worker(held, reminders, wait=False)
+        finally:
+            await db.dispose()
+    assert probe.runs == [{"event_id": 3}]
 
 
-async def test_mail_queued_wakes_the_in_process_runner(
+# Work deferred after commit
+
+
+def counting(job: Job, poll_seconds: float) -> tuple[Job, list[int]]:
+    """`job`, polled every `poll_seconds` in-process, noting each of its runs."""
+    runs: list[int] = []
+
+    async def run(env: JobEnv, **kwargs: object) -> None:
+        runs.append(len(runs) + 1)
+        await job.run(env, **kwargs)
+
+    return dataclasses.replace(job, run=run, poll_seconds=poll_seconds), runs
+
+
+async def test_a_commit_that_queues_mail_wakes_the_in_process_runner_and_a_rollback_does_not(
     db: Database, mail_settings: Settings, acme: Company, smtp: SmtpServer
 ) -> None:
-    runner = InProcessRunner(db, mail_settings, SmtpSender(mail_settings.smtp), interval=3600)
-    runner.start()
-    state = State({"jobs": runner})
+    send, runs = counting(SEND_OUTBOX, poll_seconds=3600)  # the next poll is an hour away
+    runner = await jobs.start(
+        smtp_env(db, dataclasses.replace(mail_settings, jobs="in-process")), (send,)
+    )
     try:
-        await asyncio.sleep(0.3)  # the first tick has found nothing; the next is an hour away
+        await eventually(lambda: _true(runs == [1]))  # the first poll has found nothing
+        async with db.session(company_id=acme.id, write=True) as session:
+            _enqueue(session, mail_settings, acme)
+            await session.rollback()
+            await session.commit()  # a later commit of the session: the mail was forgotten
+        async with db.session(company_id=acme.id, write=True) as session:
+            async with session.begin_nested():
+                _enqueue(session, mail_settings, acme)  # a SAVEPOINT released commits nothing
+            await asyncio.sleep(0.3)
+            assert runs == [1]
+            await session.rollback()
+            await session.commit()
+        await asyncio.sleep(0.3)
+        assert runs == [1] and not await statuses(db)
         await queue_mail(db, mail_settings, acme, 3)
-        await mail_queued(state)
-        await eventually(lambda: _sent(db, 3))
+        await eventually(lambda: _sent(db, 3), within=1.5)
     finally:
         await runner.stop()
     assert len(smtp.inbox.received) == 3
+
+
+def _enqueue(session: AsyncSession, settings: Settings, company: Company) -> None:
+    enqueue(
+        session,
+        settings,
+        company_id=company.id or 0,
+        to_address="person@acme.example",
+        to_name="Person",
+        content=CONTENT,
+        template="test",
+    )
 
 
 async def _sent(db: Database, count: int) -> bool:
@@ -198,7 +293,7 @@ async def test_in_process_periodic_and_deferred_jobs_run_and_failures_are_retrie
     db: Database, mail_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What later jobs (a company's sync, reminders) get from the in-process runner."""
-    monkeypatch.setattr(jobs, "RETRY_BASE_SECONDS", 0)
+    monkeypatch.setattr(jobs.base, "RETRY_BASE_SECONDS", 0)
     calls: list[tuple[str, dict[str, object]]] = []
 
     async def remind(env: JobEnv) -> None:
@@ -211,8 +306,7 @@ async def test_in_process_periodic_and_deferred_jobs_run_and_failures_are_retrie
 
     reminders = Job("send_reminders", remind, cron="* * * * * *")  # every second
     company_sync = Job("sync_company", sync)
-    sender = SmtpSender(mail_settings.smtp)
-    runner = InProcessRunner(db, mail_settings, sender, interval=0.05, jobs=(reminders,))
+    runner = InProcessRunner(smtp_env(db, mail_settings), (reminders,))
     runner.start()
     try:
         await jobs.defer(State({"jobs": runner}), company_sync, company_id=7)
@@ -224,13 +318,55 @@ async def test_in_process_periodic_and_deferred_jobs_run_and_failures_are_retrie
     assert 1 <= calls.count(("remind", {})) <= 3
 
 
-async def test_mail_queued_defers_one_waiting_send_to_procrastinate(db: Database) -> None:
-    connector = InMemoryConnector()
-    app = procrastinate_app(connector)
-    state = State({"jobs": ProcrastinateJobs(app, db)})
-    async with app.open_async():
+async def test_in_process_a_run_deferred_again_before_it_starts_is_one_run(
+    db: Database, settings: Settings
+) -> None:
+    """The in-process queueing lock: one waiting run per job and arguments; deferred while it
+    runs, one more run comes after it."""
+    running, release = asyncio.Event(), asyncio.Event()
+    runs: list[int] = []
+
+    async def sync(env: JobEnv, company_id: int) -> None:
+        runs.append(company_id)
+        running.set()
+        await release.wait()
+
+    company_sync = Job("sync_company", sync)
+    runner = InProcessRunner(JobEnv(db, settings, lambda: None), (company_sync,))
+    runner.start()
+    try:
         for _ in range(3):
-            await mail_queued(state)
+            await runner.defer("sync_company", company_id=7)
+        await runner.defer(company_sync, company_id=8)  # other arguments: a run of their own
+        await running.wait()
+        await asyncio.sleep(0.1)
+        assert sorted(runs) == [7, 8]
+        for _ in range(3):
+            await runner.defer(company_sync, company_id=7)  # while 7 runs: once more after it
+        release.set()
+        await eventually(lambda: _true(len(runs) == 3))
+        await asyncio.sleep(0.2)
+    finally:
+        await runner.stop()
+    assert Counter(runs) == Counter({7: 2, 8: 1})
+
+
+async def test_commits_defer_one_waiting_send_to_procrastinate(
+    db: Database, mail_settings: Settings, acme: Company
+) -> None:
+    connector = InMemoryConnector()
+    app = procrastinate_app(connector, JOBS)
+    await app.open_async()
+    runner = ProcrastinateJobs(app, db)
+    runner.start()
+    try:
+        for _ in range(3):
+            await queue_mail(db, mail_settings, acme, 1)
+        await eventually(lambda: _true(len(connector.jobs) == 1))
+        await jobs.defer(State({"jobs": runner}), SEND_OUTBOX)
+        await asyncio.sleep(0.1)
+    finally:
+        await runner.stop()
     (job,) = connector.jobs.values()
     assert (job["task_name"], job["status"], job["queueing_lock"]) == (
         "send_outbox",
@@ -239,22 +375,33 @@ async def test_mail_queued_defers_one_waiting_send_to_procrastinate(db: Database
     )
 
 
-async def test_mail_queued_never_raises(caplog: pytest.LogCaptureFixture) -> None:
-    class Unreachable:
-        async def defer(self, job: Job) -> None:
+async def test_a_commit_never_fails_for_want_of_a_runner(
+    db: Database, mail_settings: Settings, acme: Company, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Unreachable(ProcrastinateJobs):
+        async def defer(self, job: Job | str, **kwargs: object) -> None:
             raise OSError("connection refused")
 
-    await mail_queued(State())  # nothing runs jobs (no mail server): nothing to do
-    with caplog.at_level(logging.ERROR, logger="portal.jobs"):
-        await mail_queued(State({"jobs": Unreachable()}))
-    assert "could not start sending the outbox" in caplog.text
+    await jobs.defer(State(), SEND_OUTBOX)  # an app whose lifespan has not run: nothing to do
+    await queue_mail(db, mail_settings, acme, 1)  # no runner of this database: nothing to wake
+    runner = Unreachable(procrastinate_app(InMemoryConnector(), JOBS), db)
+    runner.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="portal.jobs"):
+            await queue_mail(db, mail_settings, acme, 1)
+            await asyncio.sleep(0.1)
+    finally:
+        await runner.stop()
+    assert "could not defer the job send_outbox after a commit" in caplog.text
+    assert (await statuses(db))[PENDING] == 2  # committed all the same; the cron will send it
 
 
 # The worker's tasks
 
 
 def test_the_worker_knows_every_job_its_schedule_and_its_retries() -> None:
-    app = procrastinate_app(InMemoryConnector())
+    assert SEND_OUTBOX in features.jobs()
+    app = procrastinate_app(InMemoryConnector(), JOBS)
     periodic = {name: task.cron for (name, _), task in app.periodic_registry.periodic_tasks.items()}
     assert periodic == {"send_outbox": "* * * * *", "prune_job_history": "17 * * * *"}
     send = app.tasks["send_outbox"]
@@ -267,11 +414,11 @@ async def test_a_worker_runs_the_deferred_send(
     db: Database, mail_settings: Settings, acme: Company, smtp: SmtpServer
 ) -> None:
     connector = InMemoryConnector()
-    app = procrastinate_app(connector)
-    env = JobEnv(db, mail_settings, lambda: SmtpSender(mail_settings.smtp))
+    app = procrastinate_app(connector, JOBS)
+    env = smtp_env(db, mail_settings)
     await queue_mail(db, mail_settings, acme, 5)
     async with app.open_async():
-        await mail_queued(State({"jobs": ProcrastinateJobs(app, db)}))
+        await jobs.defer(State({"jobs": ProcrastinateJobs(app, db)}), SEND_OUTBOX)
         await app.run_worker_async(
             wait=False, additional_context={"portal": env}, install_signal_handlers=False
         )
@@ -290,18 +437,18 @@ async def test_an_in_process_failure_shows_on_the_outbox_page_until_a_run_succee
     acme: Company,
 ) -> None:
     sender = BrokenSender(then=SmtpSender(mail_settings.smtp), failures=1)
-    runner = InProcessRunner(db, mail_settings, sender)  # type: ignore[arg-type]
+    runner = InProcessRunner(JobEnv(db, mail_settings, lambda: sender), JOBS)
     app.state.jobs = runner
     app.state.settings = mail_settings
     await queue_mail(db, mail_settings, acme, 1)
-    await runner.run_once()
+    assert not await runner.run_once(SEND_OUTBOX)
     health = await runner.health(SEND_OUTBOX)
     assert health.failed_at is not None
     assert health.error == "ConnectionResetError: the mail relay went away"
     page = await admin_client.get("/setup/outbox")
     assert "Sending failed at" in page.text and "the mail relay went away" in page.text
     assert (await statuses(db))[PENDING] == 1  # nothing dropped: the message waits its turn
-    await runner.run_once()
+    assert await runner.run_once(SEND_OUTBOX)
     assert await runner.health(SEND_OUTBOX) == jobs.JobHealth()
     assert "Sending failed" not in (await admin_client.get("/setup/outbox")).text
 
@@ -326,14 +473,14 @@ async def _fail_then_recover(
 ) -> None:
     queued = await _company_with_mail(db, settings)
     connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(settings.database_url))
-    async with procrastinate_app(connector).open_async() as procrastinate_jobs:
+    async with procrastinate_app(connector, JOBS).open_async() as procrastinate_jobs:
         worker_mode = ProcrastinateJobs(procrastinate_jobs, db)
         state = State({"jobs": worker_mode})
-        await mail_queued(state)
+        await jobs.defer(state, SEND_OUTBOX)
         # While the run fails, an action queues more mail: a fresh run waits with the queueing
         # lock when the failed one goes back to the queue for its retry.
-        broken = BrokenSender(meanwhile=lambda: mail_queued(state))
-        await jobs.run_worker(settings, wait=False, new_sender=lambda: broken)
+        broken = BrokenSender(meanwhile=lambda: jobs.defer(state, SEND_OUTBOX))
+        await jobs.run_worker(settings, JOBS, wait=False, new_mail_sender=lambda: broken)
         runs = await _runs(connector)
         assert len(runs) >= 2 and {status for status, _ in runs} == {"todo"}
         health = await worker_mode.health(SEND_OUTBOX)
@@ -351,14 +498,14 @@ async def _fail_then_recover(
             max(retry_at for _, retry_at in runs if retry_at).timestamp() - time.time() + 0.2
         )
         working = SmtpSender(settings.smtp)
-        await jobs.run_worker(settings, wait=False, new_sender=lambda: working)
+        await jobs.run_worker(settings, JOBS, wait=False, new_mail_sender=lambda: working)
         assert {status for status, _ in await _runs(connector)} == {"succeeded"}
         assert await worker_mode.health(SEND_OUTBOX) == jobs.JobHealth(workers=1)
         # The failed run had claimed the messages: they wait out the claim, then go.
         assert (await statuses(db))[PENDING] == queued
         await _claims_run_out(db)
-        await mail_queued(state)
-        await jobs.run_worker(settings, wait=False, new_sender=lambda: working)
+        await jobs.defer(state, SEND_OUTBOX)
+        await jobs.run_worker(settings, JOBS, wait=False, new_mail_sender=lambda: working)
     assert (await statuses(db))[SENT] == queued
 
 
@@ -522,8 +669,8 @@ async def _queue_bulk(db: Database, url: str, smtp: SmtpServer) -> None:
         acme = (await session.execute(select(Company))).scalar_one()
     await queue_mail(db, settings, acme, QUEUED_DIRECTLY)
     connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
-    async with procrastinate_app(connector).open_async() as app:
-        await mail_queued(State({"jobs": ProcrastinateJobs(app, db)}))
+    async with procrastinate_app(connector, JOBS).open_async() as app:
+        await jobs.defer(State({"jobs": ProcrastinateJobs(app, db)}), SEND_OUTBOX)
 
 
 async def _arrived(smtp: SmtpServer, count: int) -> bool:

@@ -135,21 +135,20 @@ async def import_people(
             report.refused.append(RefusedRow(line, values.get("email", "").strip(), reasons))
             continue
         seen.add(person.email)
-        user = User(company_id=company.id or 0, **vars(person))
-        session.add(user)
-        report.taken.append(user)
+        report.taken.append(User(company_id=company.id or 0, **vars(person)))
     if report.taken:
         try:
-            await session.flush()
-            for user in report.taken:
-                queue_password_email(
-                    session, settings, company, user, template="set_password", actor=actor
-                )
-            await session.commit()
+            # A savepoint: people added meanwhile by someone else refuse the file as a whole.
+            async with session.begin_nested():
+                session.add_all(report.taken)
+                await session.flush()
         except IntegrityError as error:
-            await session.rollback()
             raise ImportRefused(
                 "Someone added people while the file was being imported; nothing was imported. "
                 "Upload the file again."
             ) from error
+        for user in report.taken:
+            queue_password_email(
+                session, settings, company, user, template="set_password", actor=actor
+            )
     return report

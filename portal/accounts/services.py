@@ -23,7 +23,7 @@ from portal.accounts.tokens import (
     make_set_password_token,
     read_set_password_token,
 )
-from portal.db import UNSCOPED, Database, utcnow
+from portal.db import Database, utcnow
 from portal.forms import FormErrors
 from portal.mail.messages import render_email
 from portal.mail.models import OutboxMessage
@@ -77,67 +77,86 @@ async def _record_failure(session: AsyncSession, email: str) -> float:
     return wait.total_seconds()
 
 
-async def sign_in(
-    db: Database, hasher: PasswordHash, raw_email: str, password: str, company_id: int | None = None
-) -> SignInResult:
-    """Check an email and password; a wrong one counts towards the per-address throttle."""
+@dataclass
+class SignInAttempt:
+    """An address and the accounts it may be, read before the password is checked."""
+
+    email: str = ""
+    candidates: list[User] = field(default_factory=list)
+    error: str | None = None
+
+
+async def begin_sign_in(session: AsyncSession, raw_email: str, password: str) -> SignInAttempt:
+    """The accounts an email may sign in to, unless the address is refused or throttled."""
     try:
         email = normalize_email(raw_email)
     except InvalidEmail as error:
-        return SignInResult(error=str(error))
+        return SignInAttempt(error=str(error))
     if not password:
-        return SignInResult(error="Enter your password.")
-    async with db.session(company_id=UNSCOPED) as session:
-        wait = await _seconds_locked(session, email)
-        if wait:
-            return SignInResult(
-                error=f"Too many failed sign-in attempts for {email}. "
-                f"Try again in {_wait_text(wait)}."
-            )
-        candidates = list(
-            (await session.execute(select(User).where(col(User.email) == email))).scalars()
+        return SignInAttempt(error="Enter your password.")
+    wait = await _seconds_locked(session, email)
+    if wait:
+        return SignInAttempt(
+            error=f"Too many failed sign-in attempts for {email}. Try again in {_wait_text(wait)}."
         )
+    candidates = (await session.execute(select(User).where(col(User.email) == email))).scalars()
+    return SignInAttempt(email, list(candidates))
+
+
+async def check_password(
+    hasher: PasswordHash, attempt: SignInAttempt, password: str
+) -> list[tuple[User, str | None]]:
+    """The candidates the password is right for, each with a new hash when it needs one.
+
+    Outside any transaction: a check costs a hundred milliseconds. With no candidate a dummy
+    hash is checked, so the time taken tells nobody whether the address has an account.
+    """
     matches: list[tuple[User, str | None]] = []
-    to_check: list[User | None] = list(candidates) or [None]
+    to_check: list[User | None] = list(attempt.candidates) or [None]
     for user in to_check:
         ok, new_hash = await verify_password(hasher, password, user.password_hash if user else None)
         if ok and user is not None:
             matches.append((user, new_hash))
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        if not matches:
-            wait = await _record_failure(session, email)
-            await session.commit()
-            message = "Wrong email or password."
-            if wait:
-                message += (
-                    f" Too many failed attempts: wait {_wait_text(wait)} before trying again."
-                )
-            return SignInResult(error=message)
-        active = [(u, h) for u, h in matches if u.active]
-        if not active:
-            return SignInResult(
-                error="This account has been deactivated. Ask your company admin to reactivate it."
-            )
-        if company_id is not None:
-            active = [(u, h) for u, h in active if u.company_id == company_id] or active
-        if len(active) > 1:
-            ids = [u.company_id for u, _ in active]
-            companies = (
-                await session.execute(select(Company).where(col(Company.id).in_(ids)))
-            ).scalars()
-            return SignInResult(companies=sorted(companies, key=lambda c: c.name))
-        user, new_hash = active[0]
-        await session.execute(
-            update(LoginThrottle)
-            .where(col(LoginThrottle.email) == email)
-            .values(failures=0, locked_until=None)
+    return matches
+
+
+async def finish_sign_in(
+    session: AsyncSession,
+    attempt: SignInAttempt,
+    matches: list[tuple[User, str | None]],
+    company_id: int | None = None,
+) -> SignInResult:
+    """Count a failure towards the per-address throttle, or clear it for the person signing in."""
+    if not matches:
+        wait = await _record_failure(session, attempt.email)
+        message = "Wrong email or password."
+        if wait:
+            message += f" Too many failed attempts: wait {_wait_text(wait)} before trying again."
+        return SignInResult(error=message)
+    active = [(u, h) for u, h in matches if u.active]
+    if not active:
+        return SignInResult(
+            error="This account has been deactivated. Ask your company admin to reactivate it."
         )
-        if new_hash:
-            await session.execute(
-                update(User).where(col(User.id) == user.id).values(password_hash=new_hash)
-            )
-            user.password_hash = new_hash
-        await session.commit()
+    if company_id is not None:
+        active = [(u, h) for u, h in active if u.company_id == company_id] or active
+    if len(active) > 1:
+        ids = [u.company_id for u, _ in active]
+        companies = (
+            await session.execute(select(Company).where(col(Company.id).in_(ids)))
+        ).scalars()
+        return SignInResult(companies=sorted(companies, key=lambda c: c.name))
+    user, new_hash = active[0]
+    await session.execute(
+        update(LoginThrottle)
+        .where(col(LoginThrottle.email) == attempt.email)
+        .values(failures=0, locked_until=None)
+    )
+    if new_hash:
+        await session.execute(
+            update(User).where(col(User.id) == user.id).values(password_hash=new_hash)
+        )
+        user.password_hash = new_hash
     return SignInResult(user=user)
 
 
@@ -192,14 +211,14 @@ async def add_person(
     if await email_taken(session, person.email):
         raise FormErrors({"email": DUPLICATE_EMAIL})
     user = User(company_id=company.id or 0, **vars(person))
-    session.add(user)
     try:
-        await session.flush()
-        queue_password_email(session, settings, company, user, template="set_password", actor=actor)
-        await session.commit()
-    except IntegrityError as error:  # a concurrent add of the same address won the race
-        await session.rollback()
+        # A savepoint: a concurrent add of the same address may win the race.
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError as error:
         raise FormErrors({"email": DUPLICATE_EMAIL}) from error
+    queue_password_email(session, settings, company, user, template="set_password", actor=actor)
     return user
 
 
@@ -212,14 +231,16 @@ async def update_person(
     if user.is_admin and person.role != ADMIN:
         await _ensure_another_admin(session, user)
     email_changed = person.email != user.email
-    for name, value in vars(person).items():
-        setattr(user, name, value)
-    if email_changed:
-        user.session_version += 1
     try:
-        await session.commit()
+        # A savepoint: a concurrent change may take the same address first.
+        async with session.begin_nested():
+            for name, value in vars(person).items():
+                setattr(user, name, value)
+            if email_changed:
+                user.session_version += 1
+            await session.flush()
     except IntegrityError as error:
-        await session.rollback()
+        await session.refresh(user)  # the savepoint's rollback expired what was set
         raise FormErrors({"email": DUPLICATE_EMAIL}) from error
     return user
 
@@ -228,7 +249,6 @@ async def resend_invitation(
     session: AsyncSession, settings: Settings, company: Company, actor: User, user: User
 ) -> None:
     queue_password_email(session, settings, company, user, template="set_password", actor=actor)
-    await session.commit()
 
 
 async def _ensure_another_admin(session: AsyncSession, user: User) -> None:
@@ -252,13 +272,11 @@ async def set_active(session: AsyncSession, actor: User, user: User, active: boo
             await _ensure_another_admin(session, user)
         user.session_version += 1
     user.active = active
-    await session.commit()
 
 
 async def update_profile(session: AsyncSession, user: User, profile: ProfileInput) -> User:
     for name, value in vars(profile).items():
         setattr(user, name, value)
-    await session.commit()
     return user
 
 
@@ -272,18 +290,15 @@ async def change_password(
     _check_new_password(user, new, confirm)
     user.password_hash = await hash_password(hasher, new)
     user.session_version += 1
-    await session.commit()
 
 
-async def end_sessions(db: Database, company_id: int, user_id: int) -> None:
+async def end_sessions(session: AsyncSession, user_id: int) -> None:
     """Sign a person out everywhere: every cookie carrying the old version stops working."""
-    async with db.session(company_id=company_id, write=True) as session:
-        await session.execute(
-            update(User)
-            .where(col(User.id) == user_id)
-            .values(session_version=col(User.session_version) + 1)
-        )
-        await session.commit()
+    await session.execute(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(session_version=col(User.session_version) + 1)
+    )
 
 
 def _check_new_password(user: User, new: str, confirm: str) -> None:
@@ -309,49 +324,56 @@ async def user_for_link(db: Database, settings: Settings, token: str) -> User:
     return user
 
 
-async def set_password_from_link(
+async def password_from_link(
     db: Database, settings: Settings, token: str, new: str, confirm: str
-) -> User:
+) -> tuple[User, str]:
+    """The person a link is for and the hash of their new password, checked; nothing written.
+
+    Hashed before any write transaction begins: a hash takes a hundred milliseconds.
+    """
     user = await user_for_link(db, settings, token)
     _check_new_password(user, new, confirm)
-    password_hash = await hash_password(settings.password_hasher, new)
-    async with db.session(company_id=user.company_id, write=True) as session:
-        fresh = await session.get(User, user.id)
-        # Checked again inside the write transaction: two tabs must not both use one link.
-        if fresh is None or fresh.password_hash != user.password_hash:
-            raise InvalidLink("This link has already been used. Sign in with your new password.")
-        fresh.password_hash = password_hash
-        fresh.session_version += 1
-        await session.commit()
+    return user, await hash_password(settings.password_hasher, new)
+
+
+async def set_password_from_link(session: AsyncSession, user: User, password_hash: str) -> User:
+    """Store the new password of the person `password_from_link` read, if the link is unused."""
+    fresh = await session.get(User, user.id)
+    # Checked again inside the write transaction: two tabs must not both use one link.
+    if fresh is None or fresh.password_hash != user.password_hash:
+        raise InvalidLink("This link has already been used. Sign in with your new password.")
+    fresh.password_hash = password_hash
+    fresh.session_version += 1
     return fresh
 
 
-async def request_password_reset(db: Database, settings: Settings, raw_email: str) -> None:
-    """Email a reset link to every active account with this address; silent otherwise."""
+async def request_password_reset(session: AsyncSession, settings: Settings, raw_email: str) -> None:
+    """Email a reset link to every active account with this address; silent otherwise.
+
+    `session` is unscoped: the address may have an account in several companies.
+    """
     try:
         email = normalize_email(raw_email)
     except InvalidEmail:
         return
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        recent = await session.execute(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                col(OutboxMessage.to_address) == email,
-                col(OutboxMessage.template) == "reset_password",
-                col(OutboxMessage.created_at) > utcnow() - RESET_EMAIL_INTERVAL,
-            )
+    recent = await session.execute(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            col(OutboxMessage.to_address) == email,
+            col(OutboxMessage.template) == "reset_password",
+            col(OutboxMessage.created_at) > utcnow() - RESET_EMAIL_INTERVAL,
         )
-        if recent.scalar_one():
-            return
-        rows = await session.execute(
-            select(User, Company)
-            .join(Company, col(Company.id) == col(User.company_id))
-            .where(col(User.email) == email, col(User.active).is_(True))
-        )
-        for user, company in rows.all():
-            queue_password_email(session, settings, company, user, template="reset_password")
-        await session.commit()
+    )
+    if recent.scalar_one():
+        return
+    rows = await session.execute(
+        select(User, Company)
+        .join(Company, col(Company.id) == col(User.company_id))
+        .where(col(User.email) == email, col(User.active).is_(True))
+    )
+    for user, company in rows.all():
+        queue_password_email(session, settings, company, user, template="reset_password")
 
 
 async def create_company(

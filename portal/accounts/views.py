@@ -8,19 +8,21 @@ from starlette.responses import Response
 from portal.accounts import services
 from portal.accounts.forms import clean_profile
 from portal.accounts.tokens import InvalidLink
-from portal.forms import FormErrors
+from portal.db import UNSCOPED
+from portal.forms import FormErrors, parse_id
 from portal.htmx import render
-from portal.jobs import mail_queued
 from portal.timezones import time_zones
 from portal.web import (
     company_of,
     database_of,
     db_session,
+    end_session,
     flash,
     form_data,
     login_required,
     redirect,
     settings_of,
+    signed_in_ids,
     start_session,
     viewer,
 )
@@ -36,19 +38,12 @@ def _safe_next(target: str | None) -> str | None:
 async def sign_in(request: Request) -> Response:
     next_url = _safe_next(request.query_params.get("next"))
     if request.method == "GET":
-        if request.session.get("uid"):
+        if signed_in_ids(request):
             return redirect(next_url or str(request.url_for("home")))
         return render(request, "accounts/sign_in.html", {"email": "", "next": next_url})
     data = await form_data(request)
     next_url = _safe_next(data.get("next"))
-    company_choice = data.get("company_id", "")
-    result = await services.sign_in(
-        database_of(request),
-        settings_of(request).password_hasher,
-        data.get("email", ""),
-        data.get("password", ""),
-        int(company_choice) if company_choice.isdigit() else None,
-    )
+    result = await _sign_in(request, data)
     if result.user is None:
         context = {
             "email": data.get("email", ""),
@@ -63,12 +58,27 @@ async def sign_in(request: Request) -> Response:
     return redirect(next_url or str(request.url_for("home")))
 
 
+async def _sign_in(request: Request, data: dict[str, str]) -> services.SignInResult:
+    """Read the accounts, check the password outside any transaction, then record the outcome."""
+    db, password = database_of(request), data.get("password", "")
+    async with db.session(company_id=UNSCOPED) as session:
+        attempt = await services.begin_sign_in(session, data.get("email", ""), password)
+    if attempt.error is not None:
+        return services.SignInResult(error=attempt.error)
+    matches = await services.check_password(settings_of(request).password_hasher, attempt, password)
+    async with db.transaction(company_id=UNSCOPED) as session:
+        return await services.finish_sign_in(
+            session, attempt, matches, parse_id(data.get("company_id", ""))
+        )
+
+
 async def sign_out(request: Request) -> Response:
-    user_id = request.session.get("uid")
-    company_id = request.session.get("cid")
-    if isinstance(user_id, int) and isinstance(company_id, int):
-        await services.end_sessions(database_of(request), company_id, user_id)
-    request.session.clear()
+    ids = signed_in_ids(request)
+    if ids is not None:
+        user_id, company_id = ids
+        async with database_of(request).transaction(company_id=company_id) as session:
+            await services.end_sessions(session, user_id)
+    end_session(request)
     flash(request, "You are signed out.")
     return redirect(str(request.url_for("accounts.sign_in")))
 
@@ -77,11 +87,8 @@ async def forgot_password(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "accounts/forgot_password.html", {"email": ""})
     data = await form_data(request)
-    await services.request_password_reset(
-        database_of(request), settings_of(request), data.get("email", "")
-    )
-    # Called whether or not an account matched, so the answer's timing tells nobody which.
-    await mail_queued(request.app.state)
+    async with database_of(request).transaction(company_id=UNSCOPED) as session:
+        await services.request_password_reset(session, settings_of(request), data.get("email", ""))
     flash(
         request,
         "If that address belongs to an active account, a link to choose a new password "
@@ -99,9 +106,11 @@ async def set_password(request: Request) -> Response:
             user = await services.user_for_link(db, settings, token)
             return render(request, "accounts/set_password.html", {"person": user, "errors": {}})
         data = await form_data(request)
-        user = await services.set_password_from_link(
+        user, password_hash = await services.password_from_link(
             db, settings, token, data.get("new_password", ""), data.get("confirm_password", "")
         )
+        async with db.transaction(company_id=user.company_id) as session:
+            user = await services.set_password_from_link(session, user, password_hash)
     except InvalidLink as error:
         return render(
             request, "accounts/set_password.html", {"link_error": str(error)}, status_code=400

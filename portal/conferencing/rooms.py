@@ -1,4 +1,4 @@
-"""Whose room is where: every person's personal meeting room."""
+"""Jitsi Meet rooms: where a person's room is while their company has no conferencing account."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from portal.accounts.models import User
 from portal.settings import Settings
 
 
-def personal_room_url(settings: Settings, person: User) -> str:
+def jitsi_room_url(settings: Settings, person: User) -> str:
     """The person's own Jitsi Meet room: stable, and unguessable without the secret key.
 
     The name is derived rather than stored so that every person has a room from the moment

@@ -23,6 +23,11 @@ from portal.pagination import Page
 MAX_TERMS = 5
 # A list of people shows these; anything else read from a listed person is an error, not a query.
 LISTED_COLUMNS = ("id", "display_name", "title", "department", "email")
+# Company Setup's list of people also shows their role and whether they are active or invited.
+ADMIN_LISTED_COLUMNS = (*LISTED_COLUMNS, "role", "active", "password_hash")
+# Who a search looks among: the directory shows active people; Company Setup everyone, or either.
+ACTIVE, INACTIVE, EVERYONE = "active", "inactive", ""
+STATUSES = (ACTIVE, INACTIVE, EVERYONE)
 # We store no working hours; a weekday from 9:00 to 18:00 local is the convention the card states.
 WORKDAY_START = dt.time(9)
 WORKDAY_END = dt.time(18)
@@ -61,17 +66,25 @@ def _word_found(number: int, *, sqlite: bool) -> ColumnElement[bool]:
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(sqlite: bool, words: int, indexed: bool, department: bool) -> Select[Any]:
+def _statement(
+    sqlite: bool,
+    words: int,
+    indexed: bool,
+    department: bool,
+    status: str,
+    columns: tuple[str, ...],
+) -> Select[Any]:
     """The search for one shape of input, built once (it takes a fifth of a millisecond): all
-    else is parameters. Active colleagues, in name order, each word found in some field."""
+    else is parameters. People of `status`, in name order, each word found in some field."""
     query = (
         select(User)
         # What a list of people shows, all of it in ix_user_company_directory: a search by LIKE
         # alone then reads that index alone, never the table's rows.
-        .options(load_only(*(getattr(User, name) for name in LISTED_COLUMNS)))
-        .where(col(User.active).is_(True))
+        .options(load_only(*(getattr(User, name) for name in columns)))
         .order_by(col(User.display_name), col(User.id))
     )
+    if status != EVERYONE:
+        query = query.where(col(User.active).is_(status == ACTIVE))
     for number in range(words):
         query = query.where(_word_found(number, sqlite=sqlite))
     if indexed:
@@ -93,28 +106,45 @@ class _Search:
     indexed: bool
 
 
-def _matching(session: AsyncSession, text: str, department: str) -> _Search:
-    """Active colleagues, in name order, each of whose words in `text` appears in some field."""
+def _matching(
+    session: AsyncSession,
+    text: str,
+    department: str,
+    status: str = ACTIVE,
+    columns: tuple[str, ...] = LISTED_COLUMNS,
+) -> _Search:
+    """People of `status`, in name order, each of whose words in `text` appears in some field."""
+    if status not in STATUSES:
+        raise ValueError(f"no such status: {status!r}")
     sqlite = session.get_bind().dialect.name == "sqlite"
     # No stored text holds a NUL: PostgreSQL refuses one in a parameter, SQLite's LIKE stops at it.
     words = text.replace("\x00", " ").split()[:MAX_TERMS]
     params = {f"word{number}": _pattern(word) for number, word in enumerate(words)}
     if not sqlite:
         params |= {f"email{number}": _pattern(word.lower()) for number, word in enumerate(words)}
-    phrases = search_index.phrases(words) if sqlite else None
+    # The trigram index holds active people only.
+    phrases = search_index.phrases(words) if sqlite and status == ACTIVE else None
     if phrases is not None:
         params["phrases"] = phrases
     if department:
         params["department"] = department
-    query = _statement(sqlite, len(words), phrases is not None, bool(department))
+    query = _statement(sqlite, len(words), phrases is not None, bool(department), status, columns)
     return _Search(query, params, phrases is not None)
 
 
 async def search_people(
-    session: AsyncSession, text: str, *, department: str = "", page: int = 1, size: int = 25
+    session: AsyncSession,
+    text: str,
+    *,
+    department: str = "",
+    status: str = ACTIVE,
+    columns: tuple[str, ...] = LISTED_COLUMNS,
+    page: int = 1,
+    size: int = 25,
 ) -> Page[User]:
-    """Active colleagues whose name, email, title or department contain the words of `text`."""
-    search = _matching(session, text, department)
+    """People (active ones unless `status` says otherwise) whose name, email, title or
+    department contain the words of `text`; only `columns` of them are loaded."""
+    search = _matching(session, text, department, status, columns)
     number = page
     # Candidates from the index are cheap to count twice, dearer to fetch in a second round trip.
     items, total = await _rows(session, search, number, size, counted=search.indexed)

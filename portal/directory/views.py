@@ -9,19 +9,15 @@ from starlette.responses import Response
 from portal.db import CompanyReader, utcnow
 from portal.directory import services
 from portal.directory.services import CompanyName, Person
-from portal.forms import parse_id
+from portal.forms import parse_id, search_text
 from portal.htmx import is_htmx, render
+from portal.meetings.services import may_invite, new_request_key
 from portal.pagination import page_number
 from portal.web import db_session, lean_page, login_required, redirect
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
 CARD_CACHE_CONTROL = "private, max-age=60"
-
-
-def _search_text(request: Request, name: str) -> str:
-    # No stored text holds a NUL, and PostgreSQL refuses one in a query's parameters.
-    return request.query_params.get(name, "").replace("\x00", "").strip()[:100]
 
 
 @login_required
@@ -31,8 +27,8 @@ async def home(request: Request) -> Response:
 
 @login_required
 async def people(request: Request) -> Response:
-    q = _search_text(request, "q")
-    department = _search_text(request, "department")
+    q = search_text(request.query_params.get("q", ""))
+    department = search_text(request.query_params.get("department", ""))
     session = db_session(request)
     page = await services.search_people(
         session, q, department=department, page=page_number(request.query_params.get("page"))
@@ -45,7 +41,7 @@ async def people(request: Request) -> Response:
 
 @login_required
 async def suggestions(request: Request) -> Response:
-    q = _search_text(request, "q")
+    q = search_text(request.query_params.get("q", ""))
     if not is_htmx(request):
         # Only the top bar's script asks for this fragment; a person who lands here gets the page.
         people_url = request.url_for("directory.people").include_query_params(q=q)
@@ -75,7 +71,14 @@ def _colleague_or_404(person: Person | None) -> Person:
 async def profile(request: Request, viewer: Person, person: Person | None) -> Response:
     person = _colleague_or_404(person)
     local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
-    return render(request, "directory/profile.html", {"person": person, "local": local})
+    context = {
+        "person": person,
+        "local": local,
+        "can_invite": may_invite(viewer, person),
+        # One Send, one meeting; a cached hover card has none: the browser makes one per card.
+        "request_key": new_request_key(),
+    }
+    return render(request, "directory/profile.html", context)
 
 
 @lean_page(_viewer_and_person)
@@ -86,7 +89,8 @@ async def card(request: Request, viewer: Person, person: Person | None) -> Respo
         response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
     else:
         local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
-        response = render(request, "directory/card.html", {"person": person, "local": local})
+        context = {"person": person, "local": local, "can_invite": may_invite(viewer, person)}
+        response = render(request, "directory/card.html", context)
         response.headers["cache-control"] = CARD_CACHE_CONTROL
     response.headers["vary"] = "HX-Request"
     return response

@@ -17,12 +17,16 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import col
 
 from portal.db import UNSCOPED, Database, utcnow
+from portal.jobs import defer_after_commit
 from portal.mail.interfaces import MailSender, SendResult
 from portal.mail.messages import EmailContent, OutgoingMessage, build_mime, header_safe
 from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The job that sends the outbox (portal.mail.jobs), named here: that module imports this one.
+SEND_OUTBOX_JOB = "send_outbox"
 
 
 def enqueue(
@@ -38,7 +42,8 @@ def enqueue(
     calendar_method: str = "",
     calendar_ics: str = "",
 ) -> OutboxMessage:
-    """Add a message to the session; it is sent only if the caller's transaction commits."""
+    """Add a message to the session; it is sent only if, and as soon as, the caller's
+    transaction commits."""
     domain = urlsplit(settings.base_url).hostname or "localhost"
     message = OutboxMessage(
         company_id=company_id,
@@ -55,7 +60,9 @@ def enqueue(
         status=PENDING if settings.smtp.configured else HELD,
     )
     session.add(message)
-    if not settings.smtp.configured:
+    if settings.smtp.configured:
+        defer_after_commit(session, SEND_OUTBOX_JOB)
+    else:
         log.info("mail held (no SMTP configured): %s to %s", template, to_address)
     return message
 
@@ -262,4 +269,5 @@ async def retry_now(session: AsyncSession, message: OutboxMessage) -> None:
     message.status = PENDING
     message.next_attempt_at = utcnow()
     message.claimed_until = None
+    defer_after_commit(session, SEND_OUTBOX_JOB)
     await session.commit()

@@ -10,8 +10,8 @@ from email.message import Message
 
 import aiosmtplib
 
-from portal.mail.interfaces import SendResult
-from portal.settings import SmtpSettings
+from portal.mail.interfaces import MailSender, SendResult
+from portal.settings import Settings, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class SmtpSender:
             raise
         if client is not None and client.is_connected:
             self._idle.append(client)
+
+
+def sender_for(settings: Settings) -> MailSender | None:
+    """The SMTP sender, or None when no mail server is configured (messages are held)."""
+    return SmtpSender(settings.smtp) if settings.smtp.configured else None
 
 
 def _connection_unusable(error: Exception) -> bool:

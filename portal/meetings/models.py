@@ -44,6 +44,10 @@ class MeetingInvitee(TenantScoped, SQLModel, table=True):
     email: str = Field(max_length=EMAIL_MAX)
     name: str = Field(default="", max_length=NAME_MAX)
     join_token: str = Field(max_length=64, unique=True)
+    # When the join link leads to the room: an instant meeting's opens as it starts and closes
+    # 12 hours later; a calendar event's will open shortly before it starts and close at its end.
+    opens_at: dt.datetime = Field(sa_type=UTCDateTime)
+    closes_at: dt.datetime = Field(sa_type=UTCDateTime)
     first_joined_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,9 +15,9 @@ from sqlmodel import col
 
 from portal.accounts.forms import InvalidEmail, normalize_email
 from portal.accounts.models import Company, User
-from portal.conferencing.rooms import personal_room_url
+from portal.conferencing.services import resolve_room
 from portal.db import utcnow
-from portal.forms import FormErrors
+from portal.forms import FormErrors, parse_id, parse_ids
 from portal.mail.messages import render_email
 from portal.mail.outbox import enqueue
 from portal.meetings.models import (
@@ -32,8 +32,8 @@ from portal.pagination import Page, paginate
 from portal.settings import Settings
 
 MAX_INVITEES = 50
-# An instant meeting has no end time; past this its links say it is over instead of
-# sending people into an empty room.
+# An instant meeting has no end time; this long after it starts its links say it is over
+# instead of sending people into an empty room.
 JOIN_LINK_LIFETIME = dt.timedelta(hours=12)
 
 _REQUEST_KEY = re.compile(rf"[A-Za-z0-9_-]{{8,{REQUEST_KEY_MAX}}}")
@@ -73,6 +73,21 @@ def new_request_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+class Someone(Protocol):
+    """A person as may_invite reads them: an ORM row, or a lean page's record."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+def may_invite(host: Someone, person: Someone) -> bool:
+    """Whether `host` may invite `person`: an active colleague other than the host."""
+    return person.active and person.id != host.id
+
+
 async def start_meeting(
     session: AsyncSession,
     settings: Settings,
@@ -83,7 +98,7 @@ async def start_meeting(
     """Invite people to the host's room: one email each, a notice for colleagues.
 
     Raises FormErrors for bad input and UnknownPerson for an id outside the company;
-    in both cases nothing is written.
+    in both cases nothing is written. Adds and flushes; the caller commits.
     """
     key = request.request_key.strip()
     if not _REQUEST_KEY.fullmatch(key):
@@ -95,10 +110,11 @@ async def start_meeting(
     if len(message) > MESSAGE_MAX:
         raise FormErrors({"message": f"Keep the message under {MESSAGE_MAX} characters."})
     guests, notes = await _invitees(session, host, request)
+    room = await resolve_room(session, settings, host)
     meeting = Meeting(
         company_id=host.company_id,
         host_id=host.id or 0,
-        room_url=personal_room_url(settings, host),
+        room_url=room.url,
         message=message,
         request_key=key,
     )
@@ -125,7 +141,6 @@ async def start_meeting(
                 + (f": {message}" if message else ""),
                 url=f"/join/{invitee.join_token}",
             )
-    await session.commit()
     return StartedMeeting(meeting, invitees, notes=notes)
 
 
@@ -146,20 +161,21 @@ async def _invitees(
 ) -> tuple[list[_Guest], list[str]]:
     """The distinct people to invite, checked; notes say what was left out and why."""
     notes: list[str] = []
-    ids = _distinct(_person_id(raw) for raw in request.invitee_ids if raw.strip())
+    ids = _person_ids(request.invitee_ids)
     addresses = _addresses(request.emails)
     if host.id in ids or host.email in addresses:
         notes.append("You are the host, so you were not invited to your own room.")
     ids = [person_id for person_id in ids if person_id != host.id]
     people = await _people(session, ids)
-    deactivated = [person.display_name for person in people if not person.active]
-    if deactivated:
+    # The host is left out above with a note; anyone else refused here is deactivated.
+    refused = [person.display_name for person in people if not may_invite(host, person)]
+    if refused:
         raise FormErrors(
-            {"invitees": f"{', '.join(deactivated)} can no longer be invited (deactivated)."}
+            {"invitees": f"{', '.join(refused)} can no longer be invited (deactivated)."}
         )
     guests = [_Guest(person.email, person) for person in people]
     known = {person.email for person in people} | {host.email}
-    colleagues = await _colleagues_by_email(session, [a for a in addresses if a not in known])
+    colleagues = await _colleagues_by_email(session, host, [a for a in addresses if a not in known])
     for address in addresses:
         if address in known:
             continue
@@ -177,18 +193,13 @@ async def _invitees(
     return guests, notes
 
 
-def _person_id(raw: str) -> int:
-    try:
-        number = int(raw)
-    except ValueError:
-        raise UnknownPerson(raw) from None
-    if not 0 < number < 2**31:
-        raise UnknownPerson(raw)
-    return number
-
-
-def _distinct(values: Iterable[int]) -> list[int]:
-    return list(dict.fromkeys(values))
+def _person_ids(raw_ids: list[str]) -> list[int]:
+    """The picked people's ids, each once; a value that cannot be an id names nobody here."""
+    values = [raw.strip() for raw in raw_ids if raw.strip()]
+    for raw in values:
+        if parse_id(raw) is None:
+            raise UnknownPerson(raw)
+    return parse_ids(values)
 
 
 def _addresses(text: str) -> list[str]:
@@ -218,14 +229,14 @@ async def _people(session: AsyncSession, ids: list[int]) -> list[User]:
     return [found[person_id] for person_id in ids]
 
 
-async def _colleagues_by_email(session: AsyncSession, addresses: list[str]) -> dict[str, User]:
-    """A typed address that belongs to an active colleague invites that colleague."""
+async def _colleagues_by_email(
+    session: AsyncSession, host: User, addresses: list[str]
+) -> dict[str, User]:
+    """A typed address that belongs to a colleague one may invite invites that colleague."""
     if not addresses:
         return {}
-    rows = await session.execute(
-        select(User).where(col(User.email).in_(addresses), col(User.active).is_(True))
-    )
-    return {user.email: user for user in rows.scalars()}
+    rows = await session.execute(select(User).where(col(User.email).in_(addresses)))
+    return {user.email: user for user in rows.scalars() if may_invite(host, user)}
 
 
 def _invite(
@@ -243,6 +254,8 @@ def _invite(
         email=guest.email,
         name=guest.user.display_name if guest.user else "",
         join_token=secrets.token_urlsafe(32),
+        opens_at=meeting.started_at,
+        closes_at=meeting.started_at + JOIN_LINK_LIFETIME,
     )
     session.add(invitee)
     link = f"{settings.base_url}/join/{invitee.join_token}"
@@ -271,20 +284,29 @@ def _invite(
     return invitee
 
 
+# Where a join link stands: before its window, in it, or after it.
+LinkState = Literal["not_yet_open", "open", "ended"]
+
+
 @dataclass
 class JoinTarget:
-    """Where a join link leads: the room, or the news that the meeting is over."""
+    """Where a join link leads: the room, or the news that it is not open yet or is over."""
 
     meeting: Meeting
     host: User
     invitee: MeetingInvitee
-    ended: bool
+    state: LinkState
+
+    @property
+    def ended(self) -> bool:
+        return self.state == "ended"
 
 
 async def use_join_link(session: AsyncSession, token: str, visitor: User | None) -> JoinTarget:
-    """Record the click and say where to go; LookupError for a link that never existed.
+    """Say where the link leads and, inside its window, record the click (the caller commits).
 
-    `session` is unscoped: the link itself says which company it belongs to.
+    LookupError for a link that never existed. `session` is unscoped: the link itself says
+    which company it belongs to.
     """
     invitee = (
         await session.execute(select(MeetingInvitee).where(col(MeetingInvitee.join_token) == token))
@@ -296,22 +318,24 @@ async def use_join_link(session: AsyncSession, token: str, visitor: User | None)
     if meeting is None or host is None:
         raise LookupError(token)
     now = utcnow()
-    ended = now - meeting.started_at > JOIN_LINK_LIFETIME
-    if not ended:
-        # A visitor from another company is recorded as a guest, not linked to their account.
-        same_company = visitor is not None and visitor.company_id == invitee.company_id
-        session.add(
-            MeetingJoin(
-                company_id=invitee.company_id,
-                invitee_id=invitee.id or 0,
-                user_id=visitor.id if visitor and same_company else None,
-                joined_at=now,
-            )
+    if now < invitee.opens_at:
+        return JoinTarget(meeting, host, invitee, "not_yet_open")
+    if now >= invitee.closes_at:
+        return JoinTarget(meeting, host, invitee, "ended")
+    # A visitor from another company is recorded as a guest, not linked to their account.
+    same_company = visitor is not None and visitor.company_id == invitee.company_id
+    session.add(
+        MeetingJoin(
+            company_id=invitee.company_id,
+            invitee_id=invitee.id or 0,
+            user_id=visitor.id if visitor and same_company else None,
+            joined_at=now,
         )
-        if invitee.first_joined_at is None:
-            invitee.first_joined_at = now
-        await session.commit()
-    return JoinTarget(meeting, host, invitee, ended)
+    )
+    if invitee.first_joined_at is None:
+        invitee.first_joined_at = now
+    await session.flush()
+    return JoinTarget(meeting, host, invitee, "open")
 
 
 async def _invitees_of(

@@ -10,11 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal import jobs
 from portal.accounts.models import User
 from portal.db import UNSCOPED
-from portal.directory.services import search_people
-from portal.forms import FormErrors
+from portal.directory.services import LISTED_COLUMNS, search_people
+from portal.forms import FormErrors, parse_id, parse_ids, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings import services
 from portal.pagination import page_number
@@ -36,10 +35,10 @@ PICKER_SUGGESTIONS = 8
 async def new(request: Request) -> Response:
     """The Meet Now form: a page of its own, and the Create menu's dialog."""
     chosen: list[User] = []
-    with_id = request.query_params.get("with", "")
-    if with_id.isdigit():
-        person = await db_session(request).get(User, int(with_id))
-        if person is not None and person.active and person.id != viewer(request).id:
+    with_id = parse_id(request.query_params.get("with"))
+    if with_id is not None:
+        person = await db_session(request).get(User, with_id)
+        if person is not None and services.may_invite(viewer(request), person):
             chosen.append(person)
     return _form(request, chosen=chosen)
 
@@ -102,8 +101,6 @@ async def start(request: Request) -> Response:
             message=meet_now.message,
             status_code=422,
         )
-    if started.created:
-        await jobs.mail_queued(request.app.state)
     if not is_htmx(request):
         # Without JavaScript: a page with the room's link (CSP's form-action keeps a POST from
         # redirecting to another site).
@@ -137,26 +134,30 @@ def _toast(
 
 async def _chosen(request: Request, raw_ids: list[str]) -> list[User]:
     """The people picked before the form was refused, so the host needn't pick them again."""
-    ids = [int(raw) for raw in raw_ids if raw.isdigit() and 0 < int(raw) < 2**31]
+    ids = parse_ids(raw_ids)
     if not ids:
         return []
     rows = await db_session(request).execute(select(User).where(col(User.id).in_(ids)))
     found = {user.id: user for user in rows.scalars()}
-    return [found[i] for i in dict.fromkeys(ids) if i in found]
+    return [found[i] for i in ids if i in found]
 
 
 @login_required
 async def people_options(request: Request) -> Response:
     """Typeahead suggestions for the picker, leaving out the host and the people picked."""
-    q = request.query_params.get("q", "").strip()[:100]
-    picked = {value for value in request.query_params.getlist("invitee") if value.isdigit()}
+    q = search_text(request.query_params.get("q", ""))
+    picked = set(parse_ids(request.query_params.getlist("invitee")))
     suggestions: list[User] = []
     if q:
         page = await search_people(
-            db_session(request), q, size=PICKER_SUGGESTIONS + len(picked) + 1
+            db_session(request),
+            q,
+            # may_invite reads `active`; the search loads only the columns it is told.
+            columns=(*LISTED_COLUMNS, "active"),
+            size=PICKER_SUGGESTIONS + len(picked) + 1,
         )
-        me = viewer(request).id
-        suggestions = [p for p in page.items if p.id != me and str(p.id) not in picked]
+        me = viewer(request)
+        suggestions = [p for p in page.items if services.may_invite(me, p) and p.id not in picked]
     return render(
         request,
         "meetings/_options.html",
@@ -170,18 +171,19 @@ async def join(request: Request) -> Response:
     if not isinstance(token, str) or len(token) > 64:
         raise HTTPException(404, "This join link is not valid.")
     visitor = await signed_in_visitor(request)
-    async with database_of(request).session(company_id=UNSCOPED, write=True) as session:
+    # A public page, so no login_required to commit: the click is kept when the block ends.
+    async with database_of(request).transaction(company_id=UNSCOPED) as session:
         try:
             target = await services.use_join_link(session, token, visitor)
         except LookupError:
             raise HTTPException(404, "This join link is not valid.") from None
-    if target.ended:
-        return render(
-            request,
-            "meetings/ended.html",
-            {"target": target, "ended_after": services.JOIN_LINK_LIFETIME},
-            status_code=410,
-        )
+    if target.state == "not_yet_open":
+        # 403, not 425 Too Early: 425 is about TLS early data and invites clients to resend
+        # the request by themselves; 403 refuses this request, and the page says when to return.
+        context = {"target": target, "visitor": visitor}
+        return render(request, "meetings/not_yet_open.html", context, status_code=403)
+    if target.state == "ended":
+        return render(request, "meetings/ended.html", {"target": target}, status_code=410)
     return redirect(target.meeting.room_url)
 
 

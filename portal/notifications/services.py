@@ -96,19 +96,18 @@ async def get(session: AsyncSession, user: User, notification_id: int) -> Notifi
 
 
 async def mark_read(session: AsyncSession, user: User, notification_id: int) -> Notification | None:
-    """Mark one of `user`'s notices read and commit; None if it is not theirs."""
+    """Mark one of `user`'s notices read; None if it is not theirs."""
     notice = await get(session, user, notification_id)
     if notice is None:
         return None
     if notice.read_at is None:
         notice.read_at = utcnow()
         await publish(session, Event(None, user.id or 0, user.company_id))
-        await session.commit()
     return notice
 
 
 async def mark_all_read(session: AsyncSession, user: User) -> int:
-    """Mark every unread notice of `user` read and commit; how many there were."""
+    """Mark every unread notice of `user` read; how many there were."""
     result = await session.execute(
         update(Notification)
         .where(col(Notification.user_id) == user.id, col(Notification.read_at).is_(None))
@@ -118,5 +117,4 @@ async def mark_all_read(session: AsyncSession, user: User) -> int:
     changed = cast(CursorResult[Any], result).rowcount
     if changed:
         await publish(session, Event(None, user.id or 0, user.company_id))
-    await session.commit()
     return changed

@@ -17,13 +17,13 @@ from portal.notifications import services
 from portal.notifications.live import Broadcaster, Event, Subscription
 from portal.pagination import page_number
 from portal.web import (
-    SESSION_VERSION,
     database_of,
     db_session,
     flash,
     int_param,
     login_required,
     redirect,
+    still_signed_in,
     viewer,
 )
 
@@ -116,11 +116,7 @@ async def _render(request: Request, subscription: Subscription, event: Event) ->
     """The SSE text for `event`, loaded as its recipient may see it; None once signed out."""
     async with database_of(request).session(company_id=subscription.company_id) as session:
         user = await session.get(User, subscription.user_id)
-        if (
-            user is None
-            or not user.active
-            or user.session_version != request.session.get(SESSION_VERSION)
-        ):
+        if user is None or not still_signed_in(request, user):
             return None
         notice = None
         if event.notification_id is not None:

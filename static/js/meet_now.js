@@ -6,7 +6,7 @@
 
   document.addEventListener("submit", (event) => {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.dataset.roomUrl) return;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-opens-room")) return;
     const key = form.querySelector("input[name=request_key]");
     // A double-click resends the same key, so the server makes one meeting of it.
     if (key && !key.value) key.value = randomKey();
@@ -40,7 +40,7 @@
   });
 
   document.addEventListener("htmx:responseError", (event) => {
-    if (!event.detail.elt.closest("[data-room-url]")) return;
+    if (!event.detail.elt.closest("[data-opens-room]")) return;
     showToast(event.detail.xhr.responseText || "That did not work. Try again.", true);
   });
 

@@ -164,3 +164,29 @@ async def test_unscoped_sessions_must_say_so(db: Database) -> None:
             await session.execute(select(User))
     async with db.session(company_id=UNSCOPED) as session:
         await session.execute(select(User))
+
+
+async def test_user_list_search_is_the_directorys_with_wildcards_taken_literally(
+    admin_client: PortalClient, db: Database, acme: Company, admin: User
+) -> None:
+    await make_user(db, acme, "pat@acme.example", name="Pat 100% Sure", department="Sales")
+    await make_user(db, acme, "under_score@acme.example", name="Uma Under")
+    gone = await make_user(db, acme, "gone@acme.example", name="Gina Gone", title="Scribe")
+    async with db.transaction(company_id=acme.id) as session:
+        stored = await session.get(User, gone.id)
+        assert stored is not None
+        stored.active = False
+    # "%" and "_" are characters to find, not wildcards that match everyone.
+    percent = await admin_client.get("/setup/users?q=%25")
+    assert "Pat 100% Sure" in percent.text and "Uma Under" not in percent.text
+    underscore = await admin_client.get("/setup/users?q=_")
+    assert "Uma Under" in underscore.text and "Pat 100% Sure" not in underscore.text
+    # The directory's search finds titles too, and the admin's list also deactivated people.
+    everyone = await admin_client.get("/setup/users?q=scribe")
+    assert "Gina Gone" in everyone.text and "Deactivated" in everyone.text
+    inactive = await admin_client.get("/setup/users?q=gina&status=inactive")
+    assert "Gina Gone" in inactive.text
+    active = await admin_client.get("/setup/users?q=gina&status=active")
+    assert "Gina Gone" not in active.text and "No one matches this filter." in active.text
+    directory = await admin_client.get("/people?q=gina")
+    assert "Gina Gone" not in directory.text

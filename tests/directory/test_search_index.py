@@ -155,7 +155,7 @@ async def test_the_index_follows_adds_edits_deactivations_and_deletions(
     assert await _names(db, acme, "quill") == ["Zed Quill"]
     assert not sqlite or await _indexed(db) == {admin.id, quill.id}
 
-    async with db.session(company_id=acme.id, write=True) as session:
+    async with db.transaction(company_id=acme.id) as session:
         person = await session.get(User, quill.id)
         assert person is not None
         edit = ProfileInput(
@@ -169,16 +169,19 @@ async def test_the_index_follows_adds_edits_deactivations_and_deletions(
         {quill.id},
     )
 
-    async with db.session(company_id=acme.id, write=True) as session:
-        actor, person = await session.get(User, admin.id), await session.get(User, quill.id)
-        assert actor is not None and person is not None
-        await accounts.set_active(session, actor, person, False)
-        assert await _names(db, acme, "inkwell") == []
-        assert not sqlite or await _indexed(db) == {admin.id}
-        await accounts.set_active(session, actor, person, True)
-        assert await _names(db, acme, "inkwell") == ["Zed Inkwell"]
-        await session.delete(person)
-        await session.commit()
+    async def set_active(active: bool) -> None:
+        async with db.transaction(company_id=acme.id) as session:
+            actor, person = await session.get(User, admin.id), await session.get(User, quill.id)
+            assert actor is not None and person is not None
+            await accounts.set_active(session, actor, person, active)
+
+    await set_active(False)
+    assert await _names(db, acme, "inkwell") == []
+    assert not sqlite or await _indexed(db) == {admin.id}
+    await set_active(True)
+    assert await _names(db, acme, "inkwell") == ["Zed Inkwell"]
+    async with db.transaction(company_id=acme.id) as session:
+        await session.delete(await session.get(User, quill.id))
     assert await _names(db, acme, "inkwell") == []
     assert not sqlite or await _indexed(db) == {admin.id}
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import Company, User
 from portal.accounts.services import FormErrors
-from portal.conferencing.rooms import personal_room_url
+from portal.conferencing.services import resolve_room
 from portal.db import UNSCOPED, Database
 from portal.mail.models import OutboxMessage
 from portal.meetings import services
@@ -34,13 +34,32 @@ async def start(
     async with db.session(company_id=host.company_id, write=True) as session:
         company = await session.get(Company, host.company_id)
         assert company is not None
-        return await services.start_meeting(
+        started = await services.start_meeting(
             session,
             settings,
             company,
             host,
             MeetNowRequest([str(i) for i in ids], emails, message, key),
         )
+        # The service adds and flushes; the request (here, the test) commits.
+        await session.commit()
+        return started
+
+
+async def join(db: Database, token: str, visitor: User | None) -> services.JoinTarget:
+    """A click on a join link, committed as the public join page does."""
+    async with db.transaction(company_id=UNSCOPED) as session:
+        return await services.use_join_link(session, token, visitor)
+
+
+async def move_window(db: Database, invitee_id: int | None, by: dt.timedelta) -> None:
+    """Shift an invitee's join link window by `by` (back in time when negative)."""
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        invitee = await session.get(MeetingInvitee, invitee_id)
+        assert invitee is not None
+        invitee.opens_at += by
+        invitee.closes_at += by
+        await session.commit()
 
 
 async def count(db: Database, model: type, company_id: int | None) -> int:
@@ -65,7 +84,8 @@ async def test_colleagues_and_guests_each_get_one_email_and_colleagues_a_notice(
         "carol@acme.example",
         "guest@example.org",
     ]
-    assert started.meeting.room_url == personal_room_url(settings, admin)
+    async with db.session(company_id=acme.id) as session:
+        assert started.meeting.room_url == (await resolve_room(session, settings, admin)).url
     async with db.session(company_id=acme.id) as session:
         mails = (await session.execute(select(OutboxMessage))).scalars().all()
         notices = (await session.execute(select(Notification))).scalars().all()
@@ -166,10 +186,26 @@ async def test_someone_of_another_company_is_unknown_and_nothing_is_sent(
 ) -> None:
     globex = await make_company(db, "Globex")
     stranger = await make_user(db, globex, "hank@globex.example")
-    for raw in (stranger.id, "x", 2**40):
+    # "٣" is a digit to str.isdigit() and int(), but no id is made of it.
+    for raw in (stranger.id, "x", 2**40, "٣"):
         with pytest.raises(services.UnknownPerson):
             await start(db, settings, admin, ids=[raw])
     assert await count(db, OutboxMessage, UNSCOPED) == 0
+
+
+async def test_the_meeting_is_in_the_hosts_room_and_its_links_open_for_twelve_hours(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[member.id], emails="guest@example.org")
+    async with db.session(company_id=admin.company_id) as session:
+        room = await resolve_room(session, settings, admin)
+        meeting = await session.get(Meeting, started.meeting.id)
+        invitees = (await session.execute(select(MeetingInvitee))).scalars().all()
+    assert meeting is not None and meeting.room_url == room.url
+    assert len(invitees) == 2
+    for invitee in invitees:
+        assert invitee.opens_at == meeting.started_at
+        assert invitee.closes_at == meeting.started_at + dt.timedelta(hours=12)
 
 
 async def test_a_join_link_records_who_joined_and_ends_after_a_while(
@@ -177,24 +213,47 @@ async def test_a_join_link_records_who_joined_and_ends_after_a_while(
 ) -> None:
     started = await start(db, settings, admin, ids=[member.id])
     token = started.invitees[0].join_token
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        target = await services.use_join_link(session, token, member)
+    target = await join(db, token, member)
     assert not target.ended and target.meeting.room_url == started.meeting.room_url
     async with db.session(company_id=admin.company_id) as session:
-        join = (await session.execute(select(MeetingJoin))).scalar_one()
+        joined = (await session.execute(select(MeetingJoin))).scalar_one()
         invitee = (await session.execute(select(MeetingInvitee))).scalar_one()
-    assert join.user_id == member.id and invitee.first_joined_at is not None
+    assert joined.user_id == member.id and invitee.first_joined_at is not None
 
-    async with db.session(company_id=admin.company_id, write=True) as session:
-        meeting = await session.get(Meeting, started.meeting.id)
-        assert meeting is not None
-        meeting.started_at -= services.JOIN_LINK_LIFETIME + dt.timedelta(minutes=1)
-        await session.commit()
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        assert (await services.use_join_link(session, token, None)).ended
-        with pytest.raises(LookupError):
-            await services.use_join_link(session, "no-such-token", None)
+    await move_window(db, invitee.id, -(services.JOIN_LINK_LIFETIME + dt.timedelta(minutes=1)))
+    assert (await join(db, token, None)).ended
+    with pytest.raises(LookupError):
+        await join(db, "no-such-token", None)
     assert await count(db, MeetingJoin, admin.company_id) == 1
+
+
+async def test_before_its_window_a_join_link_records_nothing(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[member.id])
+    invitee = started.invitees[0]
+    await move_window(db, invitee.id, dt.timedelta(minutes=15))
+    target = await join(db, invitee.join_token, member)
+    assert target.state == "not_yet_open" and not target.ended
+    assert await count(db, MeetingJoin, admin.company_id) == 0
+    async with db.session(company_id=admin.company_id) as session:
+        stored = await session.get(MeetingInvitee, invitee.id)
+    assert stored is not None and stored.first_joined_at is None
+
+
+async def test_a_join_link_opens_at_opens_at_and_is_over_at_closes_at(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[member.id])
+    invitee = started.invitees[0]
+    # Opened a moment ago (the link was made just now with the meeting): the room.
+    assert (await join(db, invitee.join_token, None)).state == "open"
+    # Closed a moment ago: over, and that click is not recorded.
+    await move_window(db, invitee.id, -services.JOIN_LINK_LIFETIME - dt.timedelta(seconds=1))
+    assert (await join(db, invitee.join_token, member)).state == "ended"
+    async with db.session(company_id=admin.company_id) as session:
+        joins = (await session.execute(select(MeetingJoin))).scalars().all()
+    assert [j.user_id for j in joins] == [None]
 
 
 async def test_history_lists_the_hosts_meetings_with_who_joined(
@@ -203,8 +262,7 @@ async def test_history_lists_the_hosts_meetings_with_who_joined(
     first = await start(db, settings, admin, ids=[member.id], key="first-meeting")
     await start(db, settings, admin, emails="guest@example.org", key="second-meeting")
     await start(db, settings, member, ids=[admin.id], key="someone-elses")
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        await services.use_join_link(session, first.invitees[0].join_token, member)
+    await join(db, first.invitees[0].join_token, member)
     async with db.session(company_id=admin.company_id) as session:
         page = await services.history(session, admin, 1)
     assert page.total == 2

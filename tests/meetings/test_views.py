@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from sqlalchemy import func, select
 
 from portal.accounts.models import Company, User
-from portal.conferencing.rooms import personal_room_url
+from portal.conferencing.rooms import jitsi_room_url
 from portal.db import UNSCOPED, Database
 from portal.mail.models import OutboxMessage
-from portal.meetings.models import Meeting, MeetingInvitee
+from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
 from portal.settings import Settings
 from tests.conftest import PortalClient, make_company, make_user
 
@@ -21,6 +22,11 @@ async def sent(db: Database) -> list[str]:
     async with db.session(company_id=UNSCOPED) as session:
         rows = await session.execute(select(OutboxMessage.to_address))
         return sorted(rows.scalars())
+
+
+async def joins(db: Database) -> int:
+    async with db.session(company_id=UNSCOPED) as session:
+        return (await session.execute(select(func.count()).select_from(MeetingJoin))).scalar_one()
 
 
 async def test_one_click_invites_and_tells_the_page_where_the_room_is(
@@ -34,7 +40,7 @@ async def test_one_click_invites_and_tells_the_page_where_the_room_is(
     assert response.status_code == 200
     assert "Invitation sent to Bob Member." in response.text
     trigger = json.loads(response.headers["HX-Trigger"])["meeting-started"]
-    assert trigger["roomUrl"] == personal_room_url(settings, admin)
+    assert trigger["roomUrl"] == jitsi_room_url(settings, admin)
     assert trigger["nextKey"] != "one-click-key-1"
     assert response.headers["HX-Retarget"] == "#toasts"
     assert await sent(db) == ["bob@acme.example"]
@@ -82,7 +88,7 @@ async def test_without_javascript_a_page_links_to_the_room(
     )
     assert response.status_code == 200
     assert "Invitation sent to Bob Member." in response.text
-    assert f'href="{personal_room_url(settings, admin)}"' in response.text
+    assert f'href="{jitsi_room_url(settings, admin)}"' in response.text
 
 
 async def test_inviting_someone_of_another_company_is_not_found(
@@ -122,6 +128,21 @@ async def test_the_form_page_can_start_with_a_person_picked(
     assert f'name="invitee" value="{member.id}"' in response.text
 
 
+async def test_the_form_page_picks_only_someone_who_may_be_invited(
+    admin_client: PortalClient, db: Database, acme: Company, admin: User, member: User
+) -> None:
+    gone = await make_user(db, acme, "gone@acme.example", name="Gone Person")
+    async with db.session(company_id=acme.id, write=True) as session:
+        person = await session.get(User, gone.id)
+        assert person is not None
+        person.active = False
+        await session.commit()
+    for with_id in (admin.id, gone.id, f"{member.id}\u0663", "\u0663", 2**31):
+        response = await admin_client.get("/meetings/now", params={"with": with_id})
+        assert response.status_code == 200
+        assert 'name="invitee" value=' not in response.text, with_id
+
+
 async def test_a_join_link_redirects_to_the_room_for_guests_too(
     admin_client: PortalClient,
     new_client: object,
@@ -138,8 +159,10 @@ async def test_a_join_link_redirects_to_the_room_for_guests_too(
     guest: PortalClient = new_client()  # type: ignore[operator]
     response = await guest.get(f"/join/{invitee.join_token}")
     assert response.status_code == 303
-    assert response.headers["location"] == personal_room_url(settings, admin)
+    assert response.headers["location"] == jitsi_room_url(settings, admin)
     assert (await guest.get("/join/not-a-real-token")).status_code == 404
+    # The public page commits the click itself.
+    assert await joins(db) == 1
 
 
 async def test_an_old_join_link_says_the_meeting_ended(
@@ -152,11 +175,38 @@ async def test_an_old_join_link_says_the_meeting_ended(
         meeting = (await session.execute(select(Meeting))).scalar_one()
         invitee = (await session.execute(select(MeetingInvitee))).scalar_one()
         meeting.started_at = meeting.started_at.replace(year=meeting.started_at.year - 1)
+        invitee.opens_at = meeting.started_at
+        invitee.closes_at = meeting.started_at + dt.timedelta(hours=12)
         await session.commit()
     guest: PortalClient = new_client()  # type: ignore[operator]
     response = await guest.get(f"/join/{invitee.join_token}")
     assert response.status_code == 410
     assert "This meeting has ended" in response.text and "Ada Admin" in response.text
+    assert await joins(db) == 0
+
+
+async def test_a_join_link_before_its_window_says_when_it_opens(
+    admin_client: PortalClient, new_client: object, db: Database, member: User
+) -> None:
+    await admin_client.post(
+        "/meetings/start", {"invitee": member.id, "request_key": "early-meeting-key"}
+    )
+    opens_at = dt.datetime(2099, 5, 6, 14, 45, tzinfo=dt.UTC)
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        invitee = (await session.execute(select(MeetingInvitee))).scalar_one()
+        # A calendar event's link: open 15 minutes before it starts, closed at its end.
+        invitee.opens_at = opens_at
+        invitee.closes_at = opens_at + dt.timedelta(minutes=75)
+        await session.commit()
+    guest: PortalClient = new_client()  # type: ignore[operator]
+    response = await guest.get(f"/join/{invitee.join_token}")
+    assert response.status_code == 403
+    assert "This meeting is not open yet" in response.text
+    assert "06 May 2099 at 14:45 UTC" in response.text and "Ada Admin" in response.text
+    assert await joins(db) == 0
+    async with db.session(company_id=UNSCOPED) as session:
+        stored = await session.get(MeetingInvitee, invitee.id)
+    assert stored is not None and stored.first_joined_at is None
 
 
 async def test_history_shows_the_hosts_meetings(

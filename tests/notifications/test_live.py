@@ -110,7 +110,7 @@ async def test_reading_in_one_tab_recounts_the_bell_in_every_tab(
     ):
         for stream in (first_tab, second_tab):
             assert "1 unread" in (await stream.next_named("count")).data
-        async with db.session(company_id=acme.id, write=True) as session:
+        async with db.transaction(company_id=acme.id) as session:
             await services.mark_all_read(session, member)
         for stream in (first_tab, second_tab):
             assert NO_UNREAD in (await stream.next_named("count")).data

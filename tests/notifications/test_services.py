@@ -91,7 +91,7 @@ async def test_mark_read_takes_only_the_persons_own_notice(
 ) -> None:
     mine = await make_notice(db, member)
     theirs = await make_notice(db, admin)
-    async with db.session(company_id=acme.id, write=True) as session:
+    async with db.transaction(company_id=acme.id) as session:
         assert await services.mark_read(session, member, theirs.id or 0) is None
         read = await services.mark_read(session, member, mine.id or 0)
         assert read is not None and read.read_at is not None
@@ -121,7 +121,7 @@ async def test_mark_all_read_marks_only_the_persons_own(
     for _ in range(3):
         await make_notice(db, member)
     await make_notice(db, admin)
-    async with db.session(company_id=acme.id, write=True) as session:
+    async with db.transaction(company_id=acme.id) as session:
         assert await services.mark_all_read(session, member) == 3
         assert await services.mark_all_read(session, member) == 0
     async with db.session(company_id=acme.id) as session:

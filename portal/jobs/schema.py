@@ -17,7 +17,7 @@ import psycopg
 from procrastinate.schema import SchemaManager
 from psycopg import sql
 
-from portal.jobs import libpq_url
+from portal.jobs.worker import libpq_url
 
 _LOCK = 72_620_511  # a transaction advisory lock: two release steps at once take turns
 _STAMP = re.compile(r"procrastinate (\d+\.\d+\.\d+)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
-from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,10 +10,10 @@ from portal.accounts import services
 from portal.accounts.forms import clean_person
 from portal.accounts.imports import ImportRefused, import_people
 from portal.accounts.models import User
-from portal.forms import FormErrors
-from portal.htmx import render
-from portal.jobs import mail_queued
-from portal.pagination import page_number, paginate
+from portal.directory import services as directory
+from portal.forms import FormErrors, search_text
+from portal.pagination import page_number
+from portal.setup.menu import render_setup
 from portal.timezones import time_zones
 from portal.web import (
     admin_required,
@@ -29,8 +27,6 @@ from portal.web import (
     viewer,
 )
 
-PAGE_SIZE = 25
-
 
 @admin_required
 async def setup_home(request: Request) -> Response:
@@ -39,25 +35,19 @@ async def setup_home(request: Request) -> Response:
 
 @admin_required
 async def users(request: Request) -> Response:
-    q = request.query_params.get("q", "").strip()[:100]
+    q = search_text(request.query_params.get("q", ""))
     status = request.query_params.get("status", "")
-    query = select(User).order_by(col(User.display_name), col(User.id))
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                col(User.email).like(pattern),
-                col(User.display_name).ilike(pattern),
-                col(User.department).ilike(pattern),
-            )
-        )
-    if status in {"active", "inactive"}:
-        query = query.where(col(User.active).is_(status == "active"))
-    page = await paginate(
-        db_session(request), query, page_number(request.query_params.get("page")), PAGE_SIZE
+    if status not in (directory.ACTIVE, directory.INACTIVE):
+        status = directory.EVERYONE
+    page = await directory.search_people(
+        db_session(request),
+        q,
+        status=status,
+        columns=directory.ADMIN_LISTED_COLUMNS,
+        page=page_number(request.query_params.get("page")),
     )
     context = {"page": page, "q": q, "status": status}
-    return render(request, "setup/users.html", context, block="user_list")
+    return render_setup(request, "setup/users.html", context, block="user_list")
 
 
 async def _person_or_404(request: Request) -> User:
@@ -90,7 +80,7 @@ async def user_new(request: Request) -> Response:
     company = company_of(request)
     if request.method == "GET":
         values = {"time_zone": company.default_time_zone, "role": "member"}
-        return render(request, "setup/user_form.html", _form_context(None, values, {}))
+        return render_setup(request, "setup/user_form.html", _form_context(None, values, {}))
     data = await form_data(request)
     person, errors = clean_person(data, default_tz=company.default_time_zone)
     if not errors:
@@ -101,14 +91,13 @@ async def user_new(request: Request) -> Response:
         except FormErrors as error:
             errors = error.errors
         else:
-            await mail_queued(request.app.state)
             flash(
                 request,
                 f"{user.display_name} is added. A link to set a password is on its way to them.",
                 "success",
             )
             return redirect(str(request.url_for("setup.user_edit", user_id=user.id)))
-    return render(
+    return render_setup(
         request, "setup/user_form.html", _form_context(None, data, errors), status_code=400
     )
 
@@ -117,7 +106,9 @@ async def user_new(request: Request) -> Response:
 async def user_edit(request: Request) -> Response:
     user = await _person_or_404(request)
     if request.method == "GET":
-        return render(request, "setup/user_form.html", _form_context(user, _values_of(user), {}))
+        return render_setup(
+            request, "setup/user_form.html", _form_context(user, _values_of(user), {})
+        )
     data = await form_data(request)
     person, errors = clean_person(data, default_tz=company_of(request).default_time_zone)
     if not errors:
@@ -128,7 +119,7 @@ async def user_edit(request: Request) -> Response:
         else:
             flash(request, f"{user.display_name}'s details are saved.", "success")
             return redirect(str(request.url_for("setup.users")))
-    return render(
+    return render_setup(
         request, "setup/user_form.html", _form_context(user, data, errors), status_code=400
     )
 
@@ -164,7 +155,6 @@ async def user_resend(request: Request) -> Response:
         await services.resend_invitation(
             db_session(request), settings_of(request), company_of(request), viewer(request), user
         )
-        await mail_queued(request.app.state)
         flash(request, f"A new set-password link is on its way to {user.email}.", "success")
     return redirect(str(request.url_for("setup.user_edit", user_id=user.id)))
 
@@ -172,7 +162,7 @@ async def user_resend(request: Request) -> Response:
 @admin_required
 async def users_import(request: Request) -> Response:
     if request.method == "GET":
-        return render(request, "setup/import.html", {})
+        return render_setup(request, "setup/import.html", {})
     async with request.form() as form:
         upload = form.get("file")
         data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
@@ -181,6 +171,7 @@ async def users_import(request: Request) -> Response:
             db_session(request), settings_of(request), company_of(request), viewer(request), data
         )
     except ImportRefused as error:
-        return render(request, "setup/import.html", {"file_error": str(error)}, status_code=400)
-    await mail_queued(request.app.state)
-    return render(request, "setup/import.html", {"report": report})
+        return render_setup(
+            request, "setup/import.html", {"file_error": str(error)}, status_code=400
+        )
+    return render_setup(request, "setup/import.html", {"report": report})

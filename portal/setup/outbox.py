@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from portal import jobs
-from portal.htmx import render
-from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
+from portal.mail import services
+from portal.mail.jobs import SEND_OUTBOX
+from portal.mail.models import FAILED, HELD, OutboxMessage
 from portal.mail.outbox import retry_now
-from portal.pagination import page_number, paginate
+from portal.pagination import page_number
+from portal.setup.menu import render_setup
 from portal.web import admin_required, db_session, flash, int_param, redirect, settings_of
 
-PAGE_SIZE = 50
-STATUSES = (PENDING, SENT, FAILED, HELD)
 # The email's own HTML, shown inside a sandboxed frame: no scripts, no requests, no navigation.
 BODY_POLICY = (
     "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -24,7 +22,7 @@ BODY_POLICY = (
 
 
 async def _message_or_404(request: Request) -> OutboxMessage:
-    message = await db_session(request).get(OutboxMessage, int_param(request, "message_id"))
+    message = await services.message(db_session(request), int_param(request, "message_id"))
     if message is None:
         raise HTTPException(404, "No such message in your company's outbox.")
     return message
@@ -33,34 +31,25 @@ async def _message_or_404(request: Request) -> OutboxMessage:
 @admin_required
 async def outbox(request: Request) -> Response:
     status = request.query_params.get("status", "")
-    query = select(OutboxMessage).order_by(
-        col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc()
-    )
-    if status in STATUSES:
-        query = query.where(col(OutboxMessage.status) == status)
-    page = await paginate(
-        db_session(request), query, page_number(request.query_params.get("page")), PAGE_SIZE
+    page = await services.messages(
+        db_session(request), status=status, page=page_number(request.query_params.get("page"))
     )
     context = {
         "page": page,
         "status": status,
-        "statuses": STATUSES,
+        "statuses": services.STATUSES,
         "smtp": settings_of(request).smtp,
-        "jobs": await jobs.health(request.app.state),
+        "jobs": await jobs.health(request.app.state, SEND_OUTBOX),
     }
-    return render(request, "setup/outbox.html", context, block="message_list")
+    return render_setup(request, "setup/outbox.html", context, block="message_list")
 
 
 @admin_required
 async def outbox_message(request: Request) -> Response:
     message = await _message_or_404(request)
-    rows = await db_session(request).execute(
-        select(col(OutboxAttachment.filename), col(OutboxAttachment.content_type)).where(
-            col(OutboxAttachment.message_id) == message.id
-        )
-    )
-    context = {"message": message, "attachments": rows.all(), "smtp": settings_of(request).smtp}
-    return render(request, "setup/outbox_message.html", context)
+    attachments = await services.attachments(db_session(request), message)
+    context = {"message": message, "attachments": attachments, "smtp": settings_of(request).smtp}
+    return render_setup(request, "setup/outbox_message.html", context)
 
 
 @admin_required
@@ -85,6 +74,5 @@ async def outbox_retry(request: Request) -> Response:
         flash(request, "Only failed or held messages can be retried.", "error")
     else:
         await retry_now(db_session(request), message)
-        await jobs.mail_queued(request.app.state)
         flash(request, f"The message to {message.to_address} is queued again.", "success")
-    return redirect(str(request.url_for("mail.outbox_message", message_id=message.id)))
+    return redirect(str(request.url_for("setup.outbox_message", message_id=message.id)))
