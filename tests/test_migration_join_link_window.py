@@ -56,17 +56,25 @@ def _rows_before_0006(url: str) -> None:
         engine.dispose()
 
 
-def test_existing_join_links_open_at_the_start_and_close_twelve_hours_later(
-    empty_database_url: str,
-) -> None:
+@pytest.fixture
+def migrated_url(empty_database_url: str) -> str:
+    """Rows written at 0005, then migrated to 0006."""
     migrate.upgrade(empty_database_url, "0005")
     _rows_before_0006(empty_database_url)
     migrate.upgrade(empty_database_url, "0006")
-    invitees = MeetingInvitee.__table__  # type: ignore[attr-defined]
-    engine = create_engine(sync_url(empty_database_url))
+    return empty_database_url
+
+
+INVITEES = MeetingInvitee.__table__  # type: ignore[attr-defined]
+
+
+def test_existing_join_links_open_at_the_start_and_close_twelve_hours_later(
+    migrated_url: str,
+) -> None:
+    engine = create_engine(sync_url(migrated_url))
     try:
         with engine.connect() as connection:
-            window = connection.execute(select(invitees.c.opens_at, invitees.c.closes_at)).one()
+            window = connection.execute(select(INVITEES.c.opens_at, INVITEES.c.closes_at)).one()
             joins = connection.execute(
                 select(func.count()).select_from(MeetingJoin.__table__)  # type: ignore[attr-defined]
             ).scalar_one()
@@ -82,13 +90,9 @@ def test_existing_join_links_open_at_the_start_and_close_twelve_hours_later(
     assert nullable["opens_at"] is False and nullable["closes_at"] is False
 
 
-def test_the_version_running_during_the_deploy_still_invites(empty_database_url: str) -> None:
+def test_the_version_running_during_the_deploy_still_invites(migrated_url: str) -> None:
     """Its inserts name neither column: they get an instant meeting's window, from now."""
-    migrate.upgrade(empty_database_url, "0005")
-    _rows_before_0006(empty_database_url)
-    migrate.upgrade(empty_database_url, "0006")
-    invitees = MeetingInvitee.__table__  # type: ignore[attr-defined]
-    engine = create_engine(sync_url(empty_database_url))
+    engine = create_engine(sync_url(migrated_url))
     try:
         with engine.begin() as connection:
             before = dt.datetime.now(dt.UTC)
@@ -100,7 +104,7 @@ def test_the_version_running_during_the_deploy_still_invites(empty_database_url:
             )
             after = dt.datetime.now(dt.UTC)
             opens_at, closes_at = connection.execute(
-                select(invitees.c.opens_at, invitees.c.closes_at).where(invitees.c.id == 2)
+                select(INVITEES.c.opens_at, INVITEES.c.closes_at).where(INVITEES.c.id == 2)
             ).one()
     finally:
         engine.dispose()
