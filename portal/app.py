@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -18,10 +19,12 @@ from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import features, jobs, migrate, timezones
 from portal.accounts.models import User
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "portal_session"
 SESSION_DAYS = 14
+# The names of this machine: with a base URL on one of them, `make run` answers all three.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def local_time(moment: dt.datetime, person: User, fmt: str = "%d %b %Y, %H:%M") -> str:
@@ -56,27 +61,59 @@ def named_routes(
             yield prefix, route
 
 
-def _url_for(app_routes: list[BaseRoute]) -> Callable[..., URL]:
-    """Jinja's url_for, finding the route by name in a dict.
+def _url_for(app_routes: list[BaseRoute], base_url: str) -> Callable[..., URL]:
+    """Jinja's url_for, finding the route by name in a dict, on the configured base URL.
 
     Starlette's tries each route in turn and catches an exception from every one that is not
     it, then rebuilds the URL from its parts: 15 to 40 µs a link, a quarter of a page's
-    rendering time here, and most of a list's. This one costs about 3 µs.
+    rendering time here, and most of a list's. This one costs about 3 µs. The base is
+    PORTAL_BASE_URL, never the request's Host header, which the client chooses.
     """
     by_name = {route.name: (prefix, route) for prefix, route in named_routes(app_routes)}
+    base = base_url.rstrip("/")
 
     @pass_context
     def url_for(context: Context, name: str, /, **path_params: Any) -> URL:
-        request: Request = context["request"]
         found = by_name.get(name)
         if found is None:  # let Starlette say what is wrong
+            request: Request = context["request"]
             return request.url_for(name, **path_params)
         prefix, route = found
-        path = prefix + route.url_path_for(name, **path_params)
-        # What make_absolute_url gives for the app's own routes, without parsing the base again.
-        return URL(str(request.base_url).rstrip("/") + path)
+        return URL(base + prefix + route.url_path_for(name, **path_params))
 
     return url_for
+
+
+def allowed_hosts(base_url: str) -> list[str]:
+    """The Host headers the portal answers: the base URL's, and this machine's names with it."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return (
+        [host, *(name for name in LOOPBACK_HOSTS if name != host)]
+        if host in LOOPBACK_HOSTS
+        else [host]
+    )
+
+
+class OnBaseHostMiddleware:
+    """Sends a request on another name of this machine to the base URL's host.
+
+    Links and cookies live on the base URL's host, so a browser that opened
+    http://localhost:8000 while the base is http://127.0.0.1:8000 moves there first.
+    TrustedHostMiddleware, outside this one, has already refused every other host.
+    """
+
+    def __init__(self, app: ASGIApp, *, base_url: str) -> None:
+        self.app = app
+        self.base_url = base_url.rstrip("/")
+        self.host = (urlsplit(base_url).hostname or "").lower()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or Request(scope).url.hostname == self.host:
+            await self.app(scope, receive, send)
+            return
+        url = Request(scope).url
+        target = self.base_url + url.path + (f"?{url.query}" if url.query else "")
+        await RedirectResponse(target, status_code=307)(scope, receive, send)
 
 
 def _templates(settings: Settings, app_routes: list[BaseRoute]) -> Jinja2Blocks:
@@ -96,7 +133,7 @@ def _templates(settings: Settings, app_routes: list[BaseRoute]) -> Jinja2Blocks:
     # on every render cost a hover card about 4% of its time.
     templates.env.auto_reload = False
     templates.env.globals["static_version"] = "3"
-    templates.env.globals["url_for"] = _url_for(app_routes)
+    templates.env.globals["url_for"] = _url_for(app_routes, settings.base_url)
     templates.env.filters["local_time"] = local_time
     return templates
 
@@ -152,6 +189,9 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
         ],
         middleware=[
+            # Links, redirects and emails are built on PORTAL_BASE_URL; any other host is refused.
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.base_url)),
+            Middleware(OnBaseHostMiddleware, base_url=settings.base_url),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(
                 SessionMiddleware,

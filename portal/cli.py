@@ -7,6 +7,7 @@ import asyncio
 import functools
 import getpass
 import logging
+import os
 import re
 import sys
 
@@ -57,13 +58,16 @@ def _worker(settings: Settings, concurrency: int) -> None:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    # X-Forwarded-* only from PORTAL_TRUSTED_PROXIES, as the sign-in throttle reads them: without
+    # a proxy, anyone could write them and pass for another address.
+    trusted = ",".join(settings.trusted_proxies)
     uvicorn.run(
         "portal.asgi:app",
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
         log_level="info",
     )
 
@@ -188,6 +192,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _environment(args: argparse.Namespace) -> dict[str, str]:
+    """The settings' environment; without PORTAL_BASE_URL, serving follows --host and --port."""
+    env = dict(os.environ)
+    if args.command not in {"serve", "demo"} or env.get("PORTAL_BASE_URL"):
+        return env
+    host = args.host
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 (recognising it, not binding to it)
+        logging.getLogger(__name__).warning(
+            "serving on every address without PORTAL_BASE_URL: only http://127.0.0.1:%d "
+            "is answered; set PORTAL_BASE_URL to the address people use",
+            args.port,
+        )
+        host = "127.0.0.1"
+    name = f"[{host}]" if ":" in host else host
+    env["PORTAL_BASE_URL"] = f"http://{name}:{args.port}"
+    return env
+
+
+def _serve_on_base_url(settings: Settings, args: argparse.Namespace) -> None:
+    # The server's processes read their own settings from the environment.
+    os.environ["PORTAL_BASE_URL"] = settings.base_url
+    _serve(settings, args.host, args.port, args.workers)
+
+
 def _read_password(args: argparse.Namespace) -> str | None:
     if args.no_password:
         return None
@@ -203,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(_environment(args))
         if args.command == "db":
             _upgrade(settings)
             print("database is up to date")
@@ -220,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             _upgrade(settings)
             asyncio.run(_seed_demo(settings, args.people))
             if not args.no_serve:
-                _serve(settings, args.host, args.port, args.workers)
+                _serve_on_base_url(settings, args)
         else:
-            _serve(settings, args.host, args.port, args.workers)
+            _serve_on_base_url(settings, args)
     except (SettingsError, ValueError, FormErrors, jobs.JobsUnavailable) as error:
         message = "; ".join(error.errors.values()) if isinstance(error, FormErrors) else str(error)
         print(f"portal: {message}", file=sys.stderr)

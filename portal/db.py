@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Select, Table, bindparam, event, select
@@ -231,6 +234,27 @@ class CompanyReader:
             return [dict(row._mapping) for row in result]
 
 
+def create_sqlite_file(url: str) -> None:
+    """Create a SQLite database file (and its folder) readable by this user only.
+
+    SQLite creates a missing file with the umask's mode, usually 0644: anyone on the machine
+    could read the password hashes and links. Its -wal and -shm files take the main file's mode.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Another process may create it first, the same way.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """The engine and the session factory of one portal instance."""
 
@@ -243,6 +267,7 @@ class Database:
             async_url(url), echo=echo, pool_pre_ping=not self.is_sqlite
         )
         if self.is_sqlite:
+            create_sqlite_file(url)
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -37,6 +37,9 @@ def parse_ids(values: Iterable[object]) -> list[int]:
 
 # A search box's text is cut here: longer adds nothing to finding a person.
 SEARCH_MAX = 100
+# The query parameters read with search_text: a NUL in them is dropped, where one in any other
+# parameter is refused (portal.security), since pasted text may bring one along.
+SEARCH_PARAMETERS = frozenset({"q", "department"})
 
 
 def search_text(raw: str) -> str:

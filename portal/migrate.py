@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from portal.db import sync_url
+from portal.db import create_sqlite_file, sync_url
 from portal.settings import PROJECT_ROOT
 
 
@@ -19,4 +19,5 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database schema up to `revision`."""
+    create_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -10,6 +11,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+
+# Past any real list's end (which shows the last page), and small enough that the offset it
+# makes fits both databases' integers: no page number a link can carry is an error.
+MAX_PAGE = 100_000
+_PAGE = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,14 @@ class Page(Generic[T]):
 
 
 def page_number(raw: str | None) -> int:
-    try:
-        return max(1, int(raw or 1))
-    except ValueError:
+    """The page a link asks for: ASCII digits, 1 to MAX_PAGE; anything else is the first."""
+    if raw is None or not _PAGE.fullmatch(raw):
         return 1
+    digits = raw.lstrip("0")
+    # Counted before int(): Python refuses to read more than 4,300 digits.
+    if len(digits) > len(str(MAX_PAGE)):
+        return MAX_PAGE
+    return min(max(1, int(digits or 1)), MAX_PAGE)
 
 
 async def paginate(session: AsyncSession, query: Select[Any], number: int, size: int) -> Page[Any]:
@@ -52,6 +62,6 @@ async def paginate(session: AsyncSession, query: Select[Any], number: int, size:
     total = (
         await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
     ).scalar_one()
-    number = min(number, max(1, math.ceil(total / size)))
+    number = max(1, min(number, math.ceil(total / size)))
     rows = (await session.execute(query.limit(size).offset((number - 1) * size))).scalars().all()
     return Page(list(rows), number, size, total)

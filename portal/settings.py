@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,11 +47,16 @@ class Settings:
     migrate_on_start: bool = False
     password_hasher: PasswordHash = field(default_factory=PasswordHash.recommended)
     set_password_link_hours: int = 72
+    # How many guests (addresses of no one in the company) one person may invite in an hour.
+    guest_invites_per_hour: int = 100
     # Every person's personal room lives here until the company connects a conferencing account.
     jitsi_url: str = "https://meet.jit.si"
     # Who runs the background jobs: "in-process" (a loop in each web process) or "worker"
     # (procrastinate, `portal worker`); empty means in-process on SQLite, worker on PostgreSQL.
     jobs: str = ""
+    # Proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed:
+    # the sign-in throttle and uvicorn (`portal serve`) read the client's address from them.
+    trusted_proxies: tuple[str, ...] = ()
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
 
@@ -102,6 +109,8 @@ class Settings:
             ),
             migrate_on_start=_flag(env.get("PORTAL_MIGRATE_ON_START"), default=embedded),
             jobs=_jobs_runner(env.get("PORTAL_JOBS", ""), embedded=embedded),
+            trusted_proxies=_trusted_proxies(env.get("PORTAL_TRUSTED_PROXIES", "")),
+            guest_invites_per_hour=_positive(env, "PORTAL_GUEST_INVITES_PER_HOUR", 100),
         )
 
 
@@ -125,6 +134,29 @@ def _jobs_runner(value: str, *, embedded: bool) -> str:
     return runner
 
 
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1")
+    return int(raw)
+
+
+def _trusted_proxies(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, e.g. `127.0.0.1, 10.0.0.0/8`; never everyone."""
+    proxies = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            proxies.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"PORTAL_TRUSTED_PROXIES: {item!r} is not an address or a network; list the "
+                "proxies' addresses (anyone could write X-Forwarded-For if '*' were trusted)"
+            ) from None
+    return tuple(proxies)
+
+
 def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -136,7 +168,8 @@ def _embedded_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # The key and the database beside it are for this user's eyes only.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting at once must not each write their own key.
     try:

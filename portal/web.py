@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,7 +20,7 @@ from portal.accounts.models import Company, User
 from portal.db import CompanyReader, Database
 from portal.forms import parse_id
 from portal.htmx import is_htmx
-from portal.security import SAFE_METHODS
+from portal.security import SAFE_METHODS, InputRefused, open_form
 from portal.settings import Settings
 
 SESSION_USER = "uid"
@@ -263,7 +265,19 @@ def int_param(request: Request, name: str) -> int:
     return number
 
 
+@contextlib.asynccontextmanager
+async def read_form(request: Request) -> AsyncIterator[FormData]:
+    """The submitted form, fields and files; one too large, malformed or holding a NUL is a
+    400 or 413 page that says why (the CSRF middleware has refused it already; this is for
+    the view that meets one all the same)."""
+    try:
+        async with open_form(request) as form:
+            yield form
+    except InputRefused as refusal:
+        raise HTTPException(refusal.status, refusal.message) from None
+
+
 async def form_data(request: Request) -> dict[str, str]:
     """The submitted form's text fields (files are read by the views that take them)."""
-    async with request.form() as form:
+    async with read_form(request) as form:
         return {key: value for key, value in form.items() if isinstance(value, str)}

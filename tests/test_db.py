@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlmodel import col
 
+from portal import migrate
 from portal.accounts.models import Company, User
 from portal.db import UNSCOPED, CompanyQuery, Database, UnscopedQuery
 from portal.meetings.models import Meeting
@@ -51,3 +53,24 @@ def test_a_company_query_reads_its_table_alone() -> None:
     hosts = select(col(Meeting.host_id))  # another company's meetings would decide
     with pytest.raises(ValueError, match="alone"):
         CompanyQuery(User, USERS.id, where=col(User.id).in_(hosts))
+
+
+def test_the_sqlite_file_and_its_folder_are_private_to_the_portal(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    url = f"sqlite:///{data_dir / 'portal.db'}"
+    migrate.upgrade(url)
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    for name in ("portal.db", "portal.db-wal", "portal.db-shm"):
+        if (data_dir / name).exists():  # WAL and SHM take the main file's mode
+            assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
+
+
+async def test_a_database_opened_first_by_the_app_is_private_too(tmp_path: Path) -> None:
+    path = tmp_path / "portal.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.session(company_id=UNSCOPED) as session:
+            await session.execute(text("SELECT 1"))
+    finally:
+        await db.dispose()
+    assert path.stat().st_mode & 0o777 == 0o600

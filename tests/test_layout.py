@@ -82,7 +82,13 @@ def _commits(path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    "path", [*sorted(PORTAL.glob("*/services.py")), PORTAL / "accounts" / "imports.py"], ids=_name
+    "path",
+    [
+        *sorted(PORTAL.glob("*/services.py")),
+        PORTAL / "accounts" / "imports.py",
+        PORTAL / "accounts" / "signin.py",
+    ],
+    ids=_name,
 )
 def test_services_only_add_and_flush(path: Path) -> None:
     """The request or the job commits, once: a service that commits would split its caller's

@@ -128,3 +128,79 @@ async def test_oversized_upload_is_refused_with_a_message(admin_client: PortalCl
         files={"file": ("big.csv", b"x" * (5 * 1024 * 1024), "text/csv")},
     )
     assert response.status_code == 413 and "too large" in response.text
+
+
+async def _people_count(db: Database, company: Company) -> int:
+    return len(await _emails(db, company))
+
+
+async def test_a_field_over_a_megabyte_is_refused_with_a_message(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
+    token = await admin_client.csrf()
+    big = {**PERSON, "display_name": "x" * (1536 * 1024)}
+    in_form = await admin_client.http.post("/setup/users/new", data={**big, "csrf_token": token})
+    in_header = await admin_client.http.post(
+        "/setup/users/new", data=big, headers={"X-CSRF-Token": token}
+    )
+    for response in (in_form, in_header):
+        assert response.status_code == 413
+        assert "A field of this form is too long" in response.text
+    assert await _people_count(db, acme) == 1
+
+
+async def test_too_many_fields_are_refused_with_a_message(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
+    token = await admin_client.csrf()
+    fields = [(f"field{number}", "x") for number in range(1500)]
+    in_form = {"csrf_token": token, **PERSON, **dict(fields)}
+    in_header = {**PERSON, **dict(fields)}
+    for form, headers in ((in_form, {}), (in_header, {"X-CSRF-Token": token})):
+        response = await admin_client.http.post("/setup/users/new", data=form, headers=headers)
+        assert response.status_code == 413
+        assert "too many fields" in response.text
+    assert await _people_count(db, acme) == 1
+
+
+async def test_a_multipart_body_without_a_usable_boundary_is_a_bad_request(
+    admin_client: PortalClient, db: Database, acme: Company
+) -> None:
+    token = await admin_client.csrf()
+    garbage = b"--zzz\r\nnot a part at all\r\n\r\n\x00\xff--zzz--"
+    for content_type in (
+        "multipart/form-data",
+        "multipart/form-data; boundary=",
+        "multipart/form-data; boundary=zzz",
+        "multipart/form-data; boundary=other",
+    ):
+        for headers in ({}, {"X-CSRF-Token": token}):
+            response = await admin_client.http.post(
+                "/setup/users/import",
+                content=garbage,
+                headers={"Content-Type": content_type, **headers},
+            )
+            assert response.status_code in (400, 403), (content_type, headers)
+            if headers:
+                assert response.status_code == 400
+                assert "could not be read" in response.text, content_type
+    assert await _people_count(db, acme) == 1
+
+
+async def test_a_multipart_field_without_a_name_is_a_bad_request(
+    admin_client: PortalClient,
+) -> None:
+    token = await admin_client.csrf()
+    body = (
+        b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        + token.encode()
+        + b"\r\n--b--\r\n"
+    )
+    response = await admin_client.http.post(
+        "/setup/users/import",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 400
+    assert "could not be read" in response.text

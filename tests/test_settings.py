@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +59,50 @@ def test_the_room_service_must_be_https_except_on_this_machine(tmp_path: Path) -
     for bad in ("http://jitsi.acme.example", "javascript:alert(1)", "meet.jit.si"):
         with pytest.raises(SettingsError, match="PORTAL_JITSI_URL"):
             Settings.from_env({**base, "PORTAL_JITSI_URL": bad})
+
+
+def test_the_embedded_data_folder_is_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    Settings.from_env({"PORTAL_DATA_DIR": str(data_dir)})
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_guest_invitation_limit_is_a_positive_number(tmp_path: Path) -> None:
+    env = {"PORTAL_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(env).guest_invites_per_hour == 100
+    limited = Settings.from_env({**env, "PORTAL_GUEST_INVITES_PER_HOUR": " 20 "})
+    assert limited.guest_invites_per_hour == 20
+    for bad in ("0", "-3", "lots"):
+        with pytest.raises(SettingsError, match="PORTAL_GUEST_INVITES_PER_HOUR"):
+            Settings.from_env({**env, "PORTAL_GUEST_INVITES_PER_HOUR": bad})
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_none_by_default(tmp_path: Path) -> None:
+    env = {"PORTAL_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(env).trusted_proxies == ()
+    settings = Settings.from_env({**env, "PORTAL_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8,::1 "})
+    assert settings.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    for value in ("*", "proxy.internal", "10.0.0.0/33"):
+        with pytest.raises(SettingsError, match="PORTAL_TRUSTED_PROXIES"):
+            Settings.from_env({**env, "PORTAL_TRUSTED_PROXIES": value})
+
+
+@pytest.mark.parametrize(
+    ("proxies", "proxy_headers", "allowed"),
+    [((), False, ""), (("127.0.0.1/32", "10.0.0.0/8"), True, "127.0.0.1/32,10.0.0.0/8")],
+)
+def test_portal_serve_believes_forwarded_headers_only_from_trusted_proxies(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proxies: tuple[str, ...],
+    proxy_headers: bool,
+    allowed: str,
+) -> None:
+    from portal import cli
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: calls.append(options))
+    settings = Settings.from_env({"PORTAL_DATA_DIR": str(tmp_path)})
+    cli._serve(dataclasses.replace(settings, trusted_proxies=proxies), "127.0.0.1", 8000, 1)
+    assert calls[0]["proxy_headers"] is proxy_headers
+    assert calls[0]["forwarded_allow_ips"] == allowed

@@ -91,6 +91,13 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
         raise ImportRefused(
             "The file is not UTF-8 text. In your spreadsheet, save it as “CSV UTF-8” and try again."
         ) from error
+    if not text.strip():  # a byte order mark and blank lines are still an empty file
+        raise ImportRefused("The file is empty.")
+    if "\x00" in text:
+        raise ImportRefused(
+            "The file holds NUL characters, which no text in the portal may hold: "
+            "is it a CSV file? In your spreadsheet, save it as “CSV UTF-8” and try again."
+        )
     try:
         lines = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as error:

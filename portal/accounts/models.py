@@ -70,10 +70,31 @@ class User(TenantScoped, SQLModel, table=True):
 
 
 class LoginThrottle(SQLModel, table=True):
-    """Consecutive failed sign-ins per email address, across companies."""
+    """Consecutive failed sign-ins per email address, across companies.
+
+    A try counts as a failure from the moment it is claimed, before its password is checked; a
+    right password then clears the count (see `portal.accounts.signin.begin_sign_in`).
+    """
 
     __tablename__ = "login_throttle"
 
     email: str = Field(primary_key=True, max_length=EMAIL_MAX)
     failures: int = Field(default=0)
     locked_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+SOURCE_MAX = 64
+
+
+class SignInSourceThrottle(SQLModel, table=True):
+    """Failed sign-ins from one client address (an IPv6 /64), across every email address."""
+
+    __tablename__ = "sign_in_source_throttle"
+
+    # "203.0.113.7", or "2001:db8:1:2::/64": one person's IPv6 network, not one of its addresses.
+    source: str = Field(primary_key=True, max_length=SOURCE_MAX)
+    failures: int = Field(default=0)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The count starts again from nothing after this: fifteen quiet minutes after the last try
+    # or the end of the last wait.
+    forget_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -1,23 +1,24 @@
-"""Signing in, adding and importing people, profiles and passwords: plain functions."""
+"""Adding and importing people, profiles, passwords and set-password links: plain functions."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from dataclasses import dataclass, field
 
 from pwdlib import PasswordHash
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.accounts.forms import InvalidEmail, PersonInput, ProfileInput, normalize_email
-from portal.accounts.models import ADMIN, Company, LoginThrottle, User
+from portal.accounts.models import (
+    ADMIN,
+    Company,
+    User,
+)
 from portal.accounts.passwords import hash_password, password_problem, verify_password
 from portal.accounts.tokens import (
+    SET_PASSWORD_PATH,
     InvalidLink,
     link_matches,
     make_set_password_token,
@@ -30,134 +31,7 @@ from portal.mail.models import OutboxMessage
 from portal.mail.outbox import enqueue
 from portal.settings import Settings
 
-THROTTLE_AFTER = 5
-THROTTLE_FIRST_WAIT = dt.timedelta(seconds=30)
-THROTTLE_LONGEST_WAIT = dt.timedelta(minutes=15)
 RESET_EMAIL_INTERVAL = dt.timedelta(minutes=5)
-
-
-@dataclass
-class SignInResult:
-    user: User | None = None
-    error: str | None = None
-    # The same address and password in several companies: the person picks one.
-    companies: list[Company] = field(default_factory=list)
-
-
-def _wait_text(seconds: float) -> str:
-    seconds = math.ceil(seconds)
-    if seconds < 90:
-        return f"{seconds} seconds"
-    return f"{math.ceil(seconds / 60)} minutes"
-
-
-async def _seconds_locked(session: AsyncSession, email: str) -> float:
-    throttle = await session.get(LoginThrottle, email)
-    if throttle is None or throttle.locked_until is None:
-        return 0
-    return max(0.0, (throttle.locked_until - utcnow()).total_seconds())
-
-
-async def _record_failure(session: AsyncSession, email: str) -> float:
-    """Count a failed try; from the fifth in a row on, each try waits twice as long as the last."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    upsert = insert(LoginThrottle).values(email=email, failures=1)
-    statement = upsert.on_conflict_do_update(
-        index_elements=["email"], set_={"failures": col(LoginThrottle.failures) + 1}
-    ).returning(col(LoginThrottle.failures))
-    failures = (await session.execute(statement)).scalar_one()
-    if failures < THROTTLE_AFTER:
-        return 0
-    wait = min(THROTTLE_FIRST_WAIT * 2 ** (failures - THROTTLE_AFTER), THROTTLE_LONGEST_WAIT)
-    await session.execute(
-        update(LoginThrottle)
-        .where(col(LoginThrottle.email) == email)
-        .values(locked_until=utcnow() + wait)
-    )
-    return wait.total_seconds()
-
-
-@dataclass
-class SignInAttempt:
-    """An address and the accounts it may be, read before the password is checked."""
-
-    email: str = ""
-    candidates: list[User] = field(default_factory=list)
-    error: str | None = None
-
-
-async def begin_sign_in(session: AsyncSession, raw_email: str, password: str) -> SignInAttempt:
-    """The accounts an email may sign in to, unless the address is refused or throttled."""
-    try:
-        email = normalize_email(raw_email)
-    except InvalidEmail as error:
-        return SignInAttempt(error=str(error))
-    if not password:
-        return SignInAttempt(error="Enter your password.")
-    wait = await _seconds_locked(session, email)
-    if wait:
-        return SignInAttempt(
-            error=f"Too many failed sign-in attempts for {email}. Try again in {_wait_text(wait)}."
-        )
-    candidates = (await session.execute(select(User).where(col(User.email) == email))).scalars()
-    return SignInAttempt(email, list(candidates))
-
-
-async def check_password(
-    hasher: PasswordHash, attempt: SignInAttempt, password: str
-) -> list[tuple[User, str | None]]:
-    """The candidates the password is right for, each with a new hash when it needs one.
-
-    Outside any transaction: a check costs a hundred milliseconds. With no candidate a dummy
-    hash is checked, so the time taken tells nobody whether the address has an account.
-    """
-    matches: list[tuple[User, str | None]] = []
-    to_check: list[User | None] = list(attempt.candidates) or [None]
-    for user in to_check:
-        ok, new_hash = await verify_password(hasher, password, user.password_hash if user else None)
-        if ok and user is not None:
-            matches.append((user, new_hash))
-    return matches
-
-
-async def finish_sign_in(
-    session: AsyncSession,
-    attempt: SignInAttempt,
-    matches: list[tuple[User, str | None]],
-    company_id: int | None = None,
-) -> SignInResult:
-    """Count a failure towards the per-address throttle, or clear it for the person signing in."""
-    if not matches:
-        wait = await _record_failure(session, attempt.email)
-        message = "Wrong email or password."
-        if wait:
-            message += f" Too many failed attempts: wait {_wait_text(wait)} before trying again."
-        return SignInResult(error=message)
-    active = [(u, h) for u, h in matches if u.active]
-    if not active:
-        return SignInResult(
-            error="This account has been deactivated. Ask your company admin to reactivate it."
-        )
-    if company_id is not None:
-        active = [(u, h) for u, h in active if u.company_id == company_id] or active
-    if len(active) > 1:
-        ids = [u.company_id for u, _ in active]
-        companies = (
-            await session.execute(select(Company).where(col(Company.id).in_(ids)))
-        ).scalars()
-        return SignInResult(companies=sorted(companies, key=lambda c: c.name))
-    user, new_hash = active[0]
-    await session.execute(
-        update(LoginThrottle)
-        .where(col(LoginThrottle.email) == attempt.email)
-        .values(failures=0, locked_until=None)
-    )
-    if new_hash:
-        await session.execute(
-            update(User).where(col(User.id) == user.id).values(password_hash=new_hash)
-        )
-        user.password_hash = new_hash
-    return SignInResult(user=user)
 
 
 def queue_password_email(
@@ -178,7 +52,7 @@ def queue_password_email(
             "email": user.email,
             "company_name": company.name,
             "inviter_name": actor.display_name if actor else company.name,
-            "link": f"{settings.base_url}/set-password/{token}",
+            "link": f"{settings.base_url}{SET_PASSWORD_PATH}{token}",
             "hours": settings.set_password_link_hours,
         },
     )

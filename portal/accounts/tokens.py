@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from portal.accounts.models import User
+from portal.mail.redaction import declare_secret_link
 
 SALT = "portal.set-password"
+# Set-password and reset links sign their holder in: admins reading the outbox must not see them.
+SET_PASSWORD_PATH = "/set-password/"  # noqa: S105 (a path, not a password)
+declare_secret_link(SET_PASSWORD_PATH, "set a password")
 
 
 class InvalidLink(ValueError):
@@ -24,8 +28,10 @@ class LinkClaim:
 
 
 def _fingerprint(user: User) -> str:
-    # Bound to the current hash, so the link stops working once a password has been set with it.
-    return hashlib.sha256((user.password_hash or "unset").encode()).hexdigest()[:16]
+    # Bound to the current hash, so the link stops working once a password has been set with it,
+    # and to the address it was sent to, so a link mailed to a mistyped address dies with it.
+    bound = f"{user.password_hash or 'unset'}\n{user.email}"
+    return hashlib.sha256(bound.encode()).hexdigest()[:16]
 
 
 def make_set_password_token(secret: str, user: User) -> str:

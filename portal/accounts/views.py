@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.accounts import services
+from portal.accounts import services, signin
 from portal.accounts.forms import clean_profile
 from portal.accounts.tokens import InvalidLink
 from portal.db import UNSCOPED
@@ -58,16 +58,22 @@ async def sign_in(request: Request) -> Response:
     return redirect(next_url or str(request.url_for("home")))
 
 
-async def _sign_in(request: Request, data: dict[str, str]) -> services.SignInResult:
-    """Read the accounts, check the password outside any transaction, then record the outcome."""
-    db, password = database_of(request), data.get("password", "")
-    async with db.session(company_id=UNSCOPED) as session:
-        attempt = await services.begin_sign_in(session, data.get("email", ""), password)
-    if attempt.error is not None:
-        return services.SignInResult(error=attempt.error)
-    matches = await services.check_password(settings_of(request).password_hasher, attempt, password)
+async def _sign_in(request: Request, data: dict[str, str]) -> signin.SignInResult:
+    """Claim a try (committed before the check), check the password outside any transaction,
+    then settle the claim."""
+    db, settings, password = database_of(request), settings_of(request), data.get("password", "")
+    source = signin.sign_in_source(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        settings.trusted_proxies,
+    )
     async with db.transaction(company_id=UNSCOPED) as session:
-        return await services.finish_sign_in(
+        attempt = await signin.begin_sign_in(session, data.get("email", ""), password, source)
+    if attempt.error is not None:
+        return signin.SignInResult(error=attempt.error)
+    matches = await signin.check_password(settings.password_hasher, attempt, password)
+    async with db.transaction(company_id=UNSCOPED) as session:
+        return await signin.finish_sign_in(
             session, attempt, matches, parse_id(data.get("company_id", ""))
         )
 

@@ -17,7 +17,7 @@ from portal import timezones
 from portal.accounts.models import ADMIN, Company, User
 from portal.db import CompanyQuery, CompanyReader
 from portal.directory import search_index
-from portal.pagination import Page
+from portal.pagination import MAX_PAGE, Page
 
 # More words than this add nothing to a name search and only make the query longer.
 MAX_TERMS = 5
@@ -145,7 +145,8 @@ async def search_people(
     """People (active ones unless `status` says otherwise) whose name, email, title or
     department contain the words of `text`; only `columns` of them are loaded."""
     search = _matching(session, text, department, status, columns)
-    number = page
+    # Bounded before the first fetch: its offset must fit the databases' integers.
+    number = min(max(1, page), MAX_PAGE)
     # Candidates from the index are cheap to count twice, dearer to fetch in a second round trip.
     items, total = await _rows(session, search, number, size, counted=search.indexed)
     # The page itself tells the total when it is a short one: no second scan to count.

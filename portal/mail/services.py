@@ -9,7 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.mail.models import FAILED, HELD, PENDING, SENT, OutboxAttachment, OutboxMessage
+from portal.mail.redaction import hide_secret_links
 from portal.pagination import Page, paginate
+
+
+class ReadableBodies(NamedTuple):
+    """A message as an admin reads it in the outbox: its secret links hidden."""
+
+    text: str
+    html: str
+    calendar: str | None
 
 
 class AttachmentInfo(NamedTuple):
@@ -46,3 +55,13 @@ async def attachments(session: AsyncSession, message: OutboxMessage) -> list[Att
         )
     )
     return [AttachmentInfo(filename, content_type) for filename, content_type in rows.all()]
+
+
+def readable_bodies(message: OutboxMessage) -> ReadableBodies:
+    """What an admin may read of `message`: the links that would sign them in as the recipient
+    (set-password, join, ...) replaced by a note that one was there. The row is left as sent."""
+    return ReadableBodies(
+        hide_secret_links(message.body_text),
+        hide_secret_links(message.body_html),
+        hide_secret_links(message.calendar_ics) if message.calendar_ics else None,
+    )

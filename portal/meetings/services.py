@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -20,6 +20,7 @@ from portal.db import utcnow
 from portal.forms import FormErrors, parse_id, parse_ids
 from portal.mail.messages import render_email
 from portal.mail.outbox import enqueue
+from portal.mail.redaction import declare_secret_link
 from portal.meetings.models import (
     MESSAGE_MAX,
     REQUEST_KEY_MAX,
@@ -35,6 +36,15 @@ MAX_INVITEES = 50
 # An instant meeting has no end time; this long after it starts its links say it is over
 # instead of sending people into an empty room.
 JOIN_LINK_LIFETIME = dt.timedelta(hours=12)
+# Guests (addresses of no one in the company) are counted over this window for the limit
+# PORTAL_GUEST_INVITES_PER_HOUR: Meet Now must not be a way to mail the world.
+GUEST_LIMIT_WINDOW = dt.timedelta(hours=1)
+# A link opened again within this time (a reload, a second tab) is the same join.
+JOIN_REPEAT_WINDOW = dt.timedelta(minutes=1)
+
+# A join link lets its holder in as the invitee: hidden where admins read the outbox.
+JOIN_PATH = "/join/"
+declare_secret_link(JOIN_PATH, "join the meeting")
 
 _REQUEST_KEY = re.compile(rf"[A-Za-z0-9_-]{{8,{REQUEST_KEY_MAX}}}")
 _ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
@@ -110,6 +120,7 @@ async def start_meeting(
     if len(message) > MESSAGE_MAX:
         raise FormErrors({"message": f"Keep the message under {MESSAGE_MAX} characters."})
     guests, notes = await _invitees(session, host, request)
+    await _check_guest_limit(session, settings, host, sum(1 for g in guests if g.user is None))
     room = await resolve_room(session, settings, host)
     meeting = Meeting(
         company_id=host.company_id,
@@ -144,6 +155,38 @@ async def start_meeting(
     return StartedMeeting(meeting, invitees, notes=notes)
 
 
+async def _check_guest_limit(
+    session: AsyncSession, settings: Settings, host: User, new_guests: int
+) -> None:
+    """Refuse a Send that would take the host past their guests an hour (emails outside)."""
+    if not new_guests:
+        return
+    # Two Sends of one host at once wait for each other here (SQLite's writes already do), so
+    # both cannot count the same room under the limit.
+    await session.execute(select(col(User.id)).where(col(User.id) == host.id).with_for_update())
+    since = utcnow() - GUEST_LIMIT_WINDOW
+    sent = (
+        await session.execute(
+            select(func.count())
+            .select_from(MeetingInvitee)
+            .join(Meeting, col(Meeting.id) == col(MeetingInvitee.meeting_id))
+            .where(
+                col(Meeting.host_id) == host.id,
+                col(Meeting.started_at) >= since,
+                col(MeetingInvitee.user_id).is_(None),
+            )
+        )
+    ).scalar_one()
+    limit = settings.guest_invites_per_hour
+    if sent + new_guests > limit:
+        raise FormErrors(
+            {
+                "emails": f"You can invite at most {limit} guests by email an hour, "
+                f"and {max(limit - sent, 0)} more now. Invite fewer, or try again later."
+            }
+        )
+
+
 async def _meeting_for_key(session: AsyncSession, host: User, key: str) -> StartedMeeting | None:
     meeting = (
         await session.execute(
@@ -167,15 +210,20 @@ async def _invitees(
         notes.append("You are the host, so you were not invited to your own room.")
     ids = [person_id for person_id in ids if person_id != host.id]
     people = await _people(session, ids)
-    # The host is left out above with a note; anyone else refused here is deactivated.
-    refused = [person.display_name for person in people if not may_invite(host, person)]
+    known = {person.email for person in people} | {host.email}
+    colleagues = await _colleagues_by_email(session, [a for a in addresses if a not in known])
+    # The host is left out above with a note; anyone else refused here is deactivated, whether
+    # picked by name or typed as an address.
+    refused = [
+        person.display_name
+        for person in [*people, *colleagues.values()]
+        if not may_invite(host, person)
+    ]
     if refused:
         raise FormErrors(
             {"invitees": f"{', '.join(refused)} can no longer be invited (deactivated)."}
         )
     guests = [_Guest(person.email, person) for person in people]
-    known = {person.email for person in people} | {host.email}
-    colleagues = await _colleagues_by_email(session, host, [a for a in addresses if a not in known])
     for address in addresses:
         if address in known:
             continue
@@ -229,14 +277,16 @@ async def _people(session: AsyncSession, ids: list[int]) -> list[User]:
     return [found[person_id] for person_id in ids]
 
 
-async def _colleagues_by_email(
-    session: AsyncSession, host: User, addresses: list[str]
-) -> dict[str, User]:
-    """A typed address that belongs to a colleague one may invite invites that colleague."""
+async def _colleagues_by_email(session: AsyncSession, addresses: list[str]) -> dict[str, User]:
+    """The people of the company these typed addresses belong to, active or not.
+
+    A colleague's address invites that colleague, and a deactivated one's is refused as
+    picking them by name is: it is no guest's.
+    """
     if not addresses:
         return {}
     rows = await session.execute(select(User).where(col(User.email).in_(addresses)))
-    return {user.email: user for user in rows.scalars() if may_invite(host, user)}
+    return {user.email: user for user in rows.scalars()}
 
 
 def _invite(
@@ -258,7 +308,7 @@ def _invite(
         closes_at=meeting.started_at + JOIN_LINK_LIFETIME,
     )
     session.add(invitee)
-    link = f"{settings.base_url}/join/{invitee.join_token}"
+    link = f"{settings.base_url}{JOIN_PATH}{invitee.join_token}"
     content = render_email(
         settings.templates_dir,
         "meet_now",
@@ -302,11 +352,30 @@ class JoinTarget:
         return self.state == "ended"
 
 
-async def use_join_link(session: AsyncSession, token: str, visitor: User | None) -> JoinTarget:
+# Link previews (chat apps), crawlers and mail scanners, by their User-Agent: the names of the
+# common ones, then what the others call themselves. A browser says none of these.
+_LINK_PREVIEW_AGENTS = re.compile(
+    r"slackbot|slack-imgproxy|skypeuripreview|microsoftpreview|bingpreview|googlebot"
+    r"|google-pagerenderer|googleimageproxy|facebookexternalhit|facebot|twitterbot"
+    r"|linkedinbot|whatsapp|telegrambot|discordbot|redditbot|applebot|embedly|iframely"
+    r"|preview|crawler|spider|\bbot\b|bot/|https?://",
+    re.IGNORECASE,
+)
+
+
+def is_link_preview(user_agent: str) -> bool:
+    """Whether a request for a link comes from a previewer or scanner rather than a person."""
+    return not user_agent.strip() or _LINK_PREVIEW_AGENTS.search(user_agent) is not None
+
+
+async def use_join_link(
+    session: AsyncSession, token: str, visitor: User | None, *, record: bool = True
+) -> JoinTarget:
     """Say where the link leads and, inside its window, record the click (the caller commits).
 
-    LookupError for a link that never existed. `session` is unscoped: the link itself says
-    which company it belongs to.
+    A click is recorded once a minute per invitee, and not at all when `record` is False (a
+    link preview). LookupError for a link that never existed. `session` is unscoped: the link
+    itself says which company it belongs to.
     """
     invitee = (
         await session.execute(select(MeetingInvitee).where(col(MeetingInvitee.join_token) == token))
@@ -322,20 +391,30 @@ async def use_join_link(session: AsyncSession, token: str, visitor: User | None)
         return JoinTarget(meeting, host, invitee, "not_yet_open")
     if now >= invitee.closes_at:
         return JoinTarget(meeting, host, invitee, "ended")
-    # A visitor from another company is recorded as a guest, not linked to their account.
-    same_company = visitor is not None and visitor.company_id == invitee.company_id
-    session.add(
-        MeetingJoin(
-            company_id=invitee.company_id,
-            invitee_id=invitee.id or 0,
-            user_id=visitor.id if visitor and same_company else None,
-            joined_at=now,
+    if record and not await _joined_since(session, invitee, now - JOIN_REPEAT_WINDOW):
+        # A visitor from another company is recorded as a guest, not linked to their account.
+        same_company = visitor is not None and visitor.company_id == invitee.company_id
+        session.add(
+            MeetingJoin(
+                company_id=invitee.company_id,
+                invitee_id=invitee.id or 0,
+                user_id=visitor.id if visitor and same_company else None,
+                joined_at=now,
+            )
         )
-    )
-    if invitee.first_joined_at is None:
-        invitee.first_joined_at = now
-    await session.flush()
+        if invitee.first_joined_at is None:
+            invitee.first_joined_at = now
+        await session.flush()
     return JoinTarget(meeting, host, invitee, "open")
+
+
+async def _joined_since(session: AsyncSession, invitee: MeetingInvitee, since: dt.datetime) -> bool:
+    found = await session.execute(
+        select(col(MeetingJoin.id))
+        .where(col(MeetingJoin.invitee_id) == invitee.id, col(MeetingJoin.joined_at) >= since)
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def _invitees_of(

@@ -22,6 +22,7 @@ from portal.web import (
     database_of,
     db_session,
     login_required,
+    read_form,
     redirect,
     settings_of,
     signed_in_visitor,
@@ -65,7 +66,7 @@ def _form(
 
 @login_required
 async def start(request: Request) -> Response:
-    async with request.form() as form:
+    async with read_form(request) as form:
         invitee_ids = [value for value in form.getlist("invitee") if isinstance(value, str)]
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
     meet_now = services.MeetNowRequest(
@@ -171,10 +172,14 @@ async def join(request: Request) -> Response:
     if not isinstance(token, str) or len(token) > 64:
         raise HTTPException(404, "This join link is not valid.")
     visitor = await signed_in_visitor(request)
+    # Chat apps and mail scanners fetch links to preview or check them: those are no joins.
+    record = request.method == "GET" and not services.is_link_preview(
+        request.headers.get("user-agent", "")
+    )
     # A public page, so no login_required to commit: the click is kept when the block ends.
     async with database_of(request).transaction(company_id=UNSCOPED) as session:
         try:
-            target = await services.use_join_link(session, token, visitor)
+            target = await services.use_join_link(session, token, visitor, record=record)
         except LookupError:
             raise HTTPException(404, "This join link is not valid.") from None
     if target.state == "not_yet_open":

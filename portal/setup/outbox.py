@@ -48,7 +48,12 @@ async def outbox(request: Request) -> Response:
 async def outbox_message(request: Request) -> Response:
     message = await _message_or_404(request)
     attachments = await services.attachments(db_session(request), message)
-    context = {"message": message, "attachments": attachments, "smtp": settings_of(request).smtp}
+    context = {
+        "message": message,
+        "bodies": services.readable_bodies(message),
+        "attachments": attachments,
+        "smtp": settings_of(request).smtp,
+    }
     return render_setup(request, "setup/outbox_message.html", context)
 
 
@@ -56,7 +61,7 @@ async def outbox_message(request: Request) -> Response:
 async def outbox_message_html(request: Request) -> Response:
     message = await _message_or_404(request)
     return HTMLResponse(
-        message.body_html,
+        services.readable_bodies(message).html,
         headers={"content-security-policy": BODY_POLICY, "x-frame-options": "SAMEORIGIN"},
     )
 

@@ -22,6 +22,7 @@ from portal.web import (
     flash,
     form_data,
     int_param,
+    read_form,
     redirect,
     settings_of,
     viewer,
@@ -163,7 +164,7 @@ async def user_resend(request: Request) -> Response:
 async def users_import(request: Request) -> Response:
     if request.method == "GET":
         return render_setup(request, "setup/import.html", {})
-    async with request.form() as form:
+    async with read_form(request) as form:
         upload = form.get("file")
         data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
     try:

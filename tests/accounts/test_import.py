@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
+from portal.accounts.imports import ImportRefused, read_rows
 from portal.accounts.models import Company, User
 from portal.db import Database
 from portal.mail.models import OutboxMessage
@@ -81,6 +83,9 @@ async def test_unreadable_files_import_nothing(
         (b"Title,Department\nX,Y\n", "needs a column for name and email"),
         ("name,email\nJosé,jose@acme.example\n".encode("latin-1"), "not UTF-8 text"),
         (b"", "The file is empty."),
+        (b"\xef\xbb\xbf", "The file is empty."),
+        (b"\xef\xbb\xbf\r\n \n", "The file is empty."),
+        (b"name,email\nNul\x00Name,nul@acme.example\n", "NUL"),
         (b"name,email\n", "a header but no people"),
     ]
     for content, message in cases:
@@ -98,3 +103,9 @@ async def test_members_cannot_import(
     response = await _upload(client, GOOD.encode())
     assert response.status_code == 403
     assert await _people(db, acme) == ["bob@acme.example"]
+
+
+def test_a_file_of_only_a_byte_order_mark_is_empty() -> None:
+    for content in (b"\xef\xbb\xbf", b"\xef\xbb\xbf\n\n"):
+        with pytest.raises(ImportRefused, match="The file is empty"):
+            read_rows(content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from html import escape as html_escape
 
 import pytest
@@ -110,3 +111,38 @@ async def test_outbox_is_for_admins_of_the_same_company(
     assert "carol@acme.example" not in (await outsider.get("/setup/outbox")).text
     for path in (f"/setup/outbox/{message.id}", f"/setup/outbox/{message.id}/html"):
         assert (await outsider.get(path)).status_code == 404
+
+
+SECRET_LINK = re.compile(r"/(?:set-password|join)/([A-Za-z0-9_.~%=-]+)")
+
+
+async def test_the_outbox_shows_that_a_secret_link_was_sent_but_not_the_link(
+    admin_client: PortalClient, admin: User, db: Database, acme: Company
+) -> None:
+    await admin_client.post("/setup/users/new", PERSON)
+    await admin_client.post(
+        "/meetings/start",
+        {"emails": "guest@example.org", "request_key": "outbox-secret-links"},
+    )
+    async with db.session(company_id=acme.id) as session:
+        messages = (await session.execute(select(OutboxMessage))).scalars().all()
+    assert {m.template for m in messages} == {"set_password", "meet_now"}
+    for message in messages:
+        tokens = SECRET_LINK.findall(message.body_text)
+        assert tokens and SECRET_LINK.findall(message.body_html)
+        detail = await admin_client.get(f"/setup/outbox/{message.id}")
+        html = await admin_client.get(f"/setup/outbox/{message.id}/html")
+        assert detail.status_code == html.status_code == 200
+        for shown in (detail.text, html.text):
+            assert not any(token in shown for token in tokens), message.template
+            assert not SECRET_LINK.search(shown)
+        hidden = (
+            "[link to set a password: hidden]"
+            if message.template == "set_password"
+            else "[link to join the meeting: hidden]"
+        )
+        assert hidden in detail.text and hidden in html.text
+    # What was sent is untouched: only the admin's view hides the links.
+    async with db.session(company_id=acme.id) as session:
+        stored = (await session.execute(select(OutboxMessage))).scalars().all()
+    assert all(SECRET_LINK.search(m.body_text) for m in stored)

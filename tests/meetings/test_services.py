@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -269,3 +270,92 @@ async def test_history_lists_the_hosts_meetings_with_who_joined(
     assert [entry.joined for entry in page.items] == [0, 1]
     assert page.items[1].invitees[0][1] is not None
     assert page.items[1].invitees[0][1].id == member.id
+
+
+async def test_guest_invitations_are_limited_per_host_per_hour(
+    db: Database, settings: Settings, acme: Company, admin: User, member: User
+) -> None:
+    limited = dataclasses.replace(settings, guest_invites_per_hour=5)
+    await start(db, limited, admin, emails="g1@example.org, g2@example.org", key="limit-key-1")
+    # Colleagues, even typed as addresses, are not guests and do not count.
+    await start(
+        db,
+        limited,
+        admin,
+        ids=[member.id],
+        emails="g3@example.org, g4@example.org",
+        key="limit-key-2",
+    )
+    with pytest.raises(FormErrors) as refused:
+        await start(db, limited, admin, emails="g5@example.org, g6@example.org", key="limit-key-3")
+    assert refused.value.errors["emails"] == (
+        "You can invite at most 5 guests by email an hour, and 1 more now. "
+        "Invite fewer, or try again later."
+    )
+    assert await count(db, OutboxMessage, acme.id) == 5
+    # Another host has a limit of their own.
+    await start(db, limited, member, emails="g5@example.org, g6@example.org", key="limit-key-4")
+    await start(db, limited, admin, emails="g5@example.org", key="limit-key-5")
+    # An hour later the first guests no longer count.
+    async with db.session(company_id=acme.id, write=True) as session:
+        for meeting in (await session.execute(select(Meeting))).scalars():
+            meeting.started_at -= dt.timedelta(minutes=61)
+        await session.commit()
+    started = await start(db, limited, admin, emails="g7@example.org", key="limit-key-6")
+    assert len(started.invitees) == 1
+
+
+async def test_a_deactivated_colleagues_address_is_refused_by_name_too(
+    db: Database, settings: Settings, acme: Company, admin: User, member: User
+) -> None:
+    async with db.session(company_id=acme.id, write=True) as session:
+        person = await session.get(User, member.id)
+        assert person is not None
+        person.active = False
+        await session.commit()
+    with pytest.raises(FormErrors) as refused:
+        await start(db, settings, admin, emails="guest@example.org, BOB@acme.example")
+    assert "Bob Member can no longer be invited" in refused.value.errors["invitees"]
+    assert await count(db, OutboxMessage, acme.id) == 0
+    assert await count(db, Meeting, acme.id) == 0
+
+
+async def test_a_join_is_recorded_once_a_minute_and_not_for_link_previews(
+    db: Database, settings: Settings, admin: User, member: User
+) -> None:
+    started = await start(db, settings, admin, ids=[member.id])
+    token = started.invitees[0].join_token
+    for _ in range(3):
+        assert (await join(db, token, member)).state == "open"
+    assert await count(db, MeetingJoin, admin.company_id) == 1
+    async with db.session(company_id=admin.company_id, write=True) as session:
+        joined = (await session.execute(select(MeetingJoin))).scalar_one()
+        joined.joined_at -= dt.timedelta(seconds=61)
+        await session.commit()
+    await join(db, token, member)
+    assert await count(db, MeetingJoin, admin.company_id) == 2
+    async with db.transaction(company_id=UNSCOPED) as session:
+        target = await services.use_join_link(session, token, None, record=False)
+    assert target.state == "open"
+    assert await count(db, MeetingJoin, admin.company_id) == 2
+
+
+@pytest.mark.parametrize(
+    ("agent", "preview"),
+    [
+        ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True),
+        ("Slack-ImgProxy (+https://api.slack.com/robots)", True),
+        ("Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5", True),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", True),
+        ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", True),
+        ("Mozilla/5.0 (compatible; BingPreview/1.0b)", True),
+        ("WhatsApp/2.23.20.0", True),
+        ("TelegramBot (like TwitterBot)", True),
+        ("", True),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36", False),
+        ("Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 Chrome/120.0", False),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Version/17.5 Safari/605.1.15", False),
+    ],
+)
+def test_link_previewers_are_told_apart_from_browsers(agent: str, preview: bool) -> None:
+    assert services.is_link_preview(agent) is preview

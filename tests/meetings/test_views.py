@@ -234,3 +234,25 @@ async def test_a_cached_card_leaves_the_key_to_the_page_but_a_profile_has_one(
     profile = await admin_client.get(f"/people/{member.id}")
     assert 'name="request_key" value=""' not in profile.text
     assert 'name="request_key" value="' in profile.text
+
+
+async def test_link_previews_and_repeated_clicks_are_not_joins(
+    admin_client: PortalClient, new_client: object, db: Database, settings: Settings, admin: User
+) -> None:
+    await admin_client.post(
+        "/meetings/start", {"emails": "guest@example.org", "request_key": "preview-key-123"}
+    )
+    async with db.session(company_id=UNSCOPED) as session:
+        invitee = (await session.execute(select(MeetingInvitee))).scalar_one()
+    link = f"/join/{invitee.join_token}"
+    guest: PortalClient = new_client()  # type: ignore[operator]
+    for agent in ("Slackbot-LinkExpanding 1.0", "Mozilla/5.0 (compatible; Googlebot/2.1)"):
+        preview = await guest.get(link, headers={"User-Agent": agent})
+        assert preview.status_code == 303
+    assert (await guest.http.head(link)).status_code == 303
+    assert await joins(db) == 0
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"}
+    for _ in range(2):
+        response = await guest.get(link, headers=browser)
+        assert response.headers["location"] == jitsi_room_url(settings, admin)
+    assert await joins(db) == 1
