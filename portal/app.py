@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from jinja2_fragments.starlette import Jinja2Blocks
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
@@ -28,7 +30,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import features, jobs, migrate, timezones
 from portal.accounts.models import User
-from portal.db import Database
+from portal.db import Database, database_unavailable
+from portal.health.routes import PROBE_PATHS
 from portal.htmx import is_htmx
 from portal.jobs.schema import apply_procrastinate_schema
 from portal.mail.smtp import sender_for
@@ -92,6 +95,22 @@ def allowed_hosts(base_url: str) -> list[str]:
         if host in LOOPBACK_HOSTS
         else [host]
     )
+
+
+class ProbesOnAnyHost:
+    """`check` (a host check) for every request but the health probes.
+
+    A load balancer or process manager probes the machine by its address, not by the portal's
+    name; the probes build no links and show no company's data, so any Host may ask.
+    """
+
+    def __init__(self, app: ASGIApp, *, check: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app = app
+        self.checked = check(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        probe = scope["type"] == "http" and scope["path"] in PROBE_PATHS
+        await (self.app if probe else self.checked)(scope, receive, send)
 
 
 class OnBaseHostMiddleware:
@@ -165,6 +184,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+# How long a client should wait before asking again when the database cannot answer.
+RETRY_AFTER_SECONDS = 5
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After when the database could not answer; any other error of it is a 500."""
+    if not database_unavailable(exc):
+        raise exc  # a bug, not an outage: the server error page, and the traceback logged
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return PlainTextResponse(
+        "The portal cannot reach its database just now. Try again in a moment.",
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     """The portal as an ASGI app, built from `settings` (tests pass their own)."""
 
@@ -190,8 +225,16 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             # Links, redirects and emails are built on PORTAL_BASE_URL; any other host is refused.
-            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.base_url)),
-            Middleware(OnBaseHostMiddleware, base_url=settings.base_url),
+            Middleware(
+                ProbesOnAnyHost,
+                check=functools.partial(
+                    TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.base_url)
+                ),
+            ),
+            Middleware(
+                ProbesOnAnyHost,
+                check=functools.partial(OnBaseHostMiddleware, base_url=settings.base_url),
+            ),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(
                 SessionMiddleware,
@@ -203,7 +246,12 @@ def create_app(settings: Settings) -> Starlette:
             ),
             Middleware(CSRFMiddleware, secret=str(settings.secret_key), base_url=settings.base_url),
         ],
-        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            DBAPIError: _database_error,
+            PoolTimeout: _database_error,
+            500: _server_error,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings

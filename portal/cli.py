@@ -23,6 +23,7 @@ from portal.accounts.models import ADMIN, MEMBER, Company
 from portal.db import UNSCOPED, Database
 from portal.forms import FormErrors
 from portal.jobs.schema import apply_procrastinate_schema
+from portal.logs import TEXT_FORMAT, configure_logging
 from portal.mail.smtp import sender_for
 from portal.settings import Settings, SettingsError
 from portal.timezones import is_time_zone
@@ -43,6 +44,7 @@ def _worker(settings: Settings, concurrency: int) -> None:
         )
     if concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
+    configure_logging(settings.log_level, settings.log_format)
     if settings.jobs_runner != "worker":
         logging.getLogger(__name__).warning(
             "PORTAL_JOBS=in-process: web processes run the jobs too; this worker adds to them"
@@ -57,10 +59,19 @@ def _worker(settings: Settings, concurrency: int) -> None:
     )
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
     # X-Forwarded-* only from PORTAL_TRUSTED_PROXIES, as the sign-in throttle reads them: without
     # a proxy, anyone could write them and pass for another address.
     trusted = ",".join(settings.trusted_proxies)
+    workers = settings.web_workers if workers is None else workers
+    if workers < 1:
+        raise ValueError("--workers must be at least 1")
+    if workers > 1 and settings.is_embedded:
+        logging.getLogger(__name__).warning(
+            "%d web processes on SQLite: live notices reach only the streams of the process "
+            "that raised them; serve one process (the default) or use PostgreSQL",
+            workers,
+        )
     uvicorn.run(
         "portal.asgi:app",
         host=host,
@@ -68,7 +79,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         workers=workers,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        # portal.asgi sets up logging in each server process (portal.logs), uvicorn's too.
+        log_config=None,
     )
 
 
@@ -153,7 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     for command in (serve, demo):
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8000)
-        command.add_argument("--workers", type=int, default=1)
+        command.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="web processes (default WEB_CONCURRENCY, else 1 on SQLite and 2 on PostgreSQL)",
+        )
     demo.add_argument(
         "--no-serve", action="store_true", help="only migrate and create the demo data"
     )
@@ -213,6 +231,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
 def _serve_on_base_url(settings: Settings, args: argparse.Namespace) -> None:
     # The server's processes read their own settings from the environment.
     os.environ["PORTAL_BASE_URL"] = settings.base_url
+    configure_logging(settings.log_level, settings.log_format)
     _serve(settings, args.host, args.port, args.workers)
 
 
@@ -228,7 +247,7 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(_environment(args))

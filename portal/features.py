@@ -23,6 +23,7 @@ FEATURES = (
     "setup",
     "mail",
     "conferencing",
+    "health",
 )
 
 

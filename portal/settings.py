@@ -57,6 +57,12 @@ class Settings:
     # Proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed:
     # the sign-in throttle and uvicorn (`portal serve`) read the client's address from them.
     trusted_proxies: tuple[str, ...] = ()
+    # What the processes log ("DEBUG", "INFO", "WARNING", "ERROR") and how: "text" or "json".
+    log_level: str = "INFO"
+    log_format: str = "text"
+    # How many processes `portal serve` runs (WEB_CONCURRENCY): 1 on SQLite, whose live notices
+    # are handed over in memory and so reach only the streams of the process that raised them.
+    web_workers: int = 1
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
 
@@ -111,6 +117,9 @@ class Settings:
             jobs=_jobs_runner(env.get("PORTAL_JOBS", ""), embedded=embedded),
             trusted_proxies=_trusted_proxies(env.get("PORTAL_TRUSTED_PROXIES", "")),
             guest_invites_per_hour=_positive(env, "PORTAL_GUEST_INVITES_PER_HOUR", 100),
+            log_level=_choice(env, "PORTAL_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
+            web_workers=_positive(env, "WEB_CONCURRENCY", 1 if embedded else 2),
+            log_format=_choice(env, "PORTAL_LOG_FORMAT", ("text", "json"), "text").lower(),
         )
 
 
@@ -132,6 +141,16 @@ def _jobs_runner(value: str, *, embedded: bool) -> str:
     if runner == "worker" and embedded:
         raise SettingsError("PORTAL_JOBS=worker needs PostgreSQL (procrastinate's queue)")
     return runner
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if value.upper() not in {choice.upper() for choice in choices}:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.datastructures import FormData
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.accounts.models import Company, User
-from portal.db import CompanyReader, Database
+from portal.db import CompanyReader, Database, database_unavailable
 from portal.forms import parse_id
 from portal.htmx import is_htmx
 from portal.security import SAFE_METHODS, InputRefused, open_form
@@ -27,6 +29,8 @@ SESSION_USER = "uid"
 SESSION_COMPANY = "cid"
 SESSION_VERSION = "sv"
 FLASHES = "flash"
+
+log = logging.getLogger(__name__)
 
 View = Callable[[Request], Awaitable[Response]]
 Loaded = TypeVar("Loaded")
@@ -191,30 +195,61 @@ def login_required(view: View) -> View:
         if isinstance(ids, Response):
             return ids
         user_id, company_id = ids
-        write = request.method not in SAFE_METHODS
-        async with database_of(request).session(company_id=company_id, write=write) as session:
-            # One query for both: each ORM query costs about half a millisecond, on every page.
-            row = (
-                await session.execute(
-                    select(User, Company)
-                    .join(Company, col(Company.id) == col(User.company_id))
-                    .where(col(User.id) == user_id)
-                )
-            ).one_or_none()
-            user, company = row if row is not None else (None, None)
-            if not still_signed_in(request, user):
-                return _signed_out(request)
-            request.state.user = user
-            request.state.company = company
-            request.state.db = session
-            response = await view(request)
-            # The request owns the transaction: services add and flush, and what they wrote is
-            # kept only when the view answered with success. A refusal keeps nothing.
-            if write and response.status_code < 400:
-                await session.commit()
-            return response
+        if request.method not in SAFE_METHODS:
+            return await _run_in_session(request, view, user_id, company_id, write=True)
+        return await read_again_once(
+            request, lambda: _run_in_session(request, view, user_id, company_id, write=False)
+        )
 
     return wrapper
+
+
+async def read_again_once(request: Request, read: Callable[[], Awaitable[Response]]) -> Response:
+    """`read()`, and once more if the database dropped the connection under it.
+
+    A server restart, a failover or an idle-connection killer cuts queries off mid-way; the
+    pool's pre-ping only catches connections that died while idle. A read changes nothing, so
+    running it again on a fresh connection is safe. Writes are never run twice.
+    """
+    try:
+        return await read()
+    except SQLAlchemyError as error:
+        if not database_unavailable(error):
+            raise
+        log.warning(
+            "%s %s: the database cut the read off (%s); reading again",
+            request.method,
+            request.url.path,
+            type(error).__name__,
+        )
+    return await read()
+
+
+async def _run_in_session(
+    request: Request, view: View, user_id: int, company_id: int, *, write: bool
+) -> Response:
+    """The view with the signed-in person and a session scoped to their company."""
+    async with database_of(request).session(company_id=company_id, write=write) as session:
+        # One query for both: each ORM query costs about half a millisecond, on every page.
+        row = (
+            await session.execute(
+                select(User, Company)
+                .join(Company, col(Company.id) == col(User.company_id))
+                .where(col(User.id) == user_id)
+            )
+        ).one_or_none()
+        user, company = row if row is not None else (None, None)
+        if not still_signed_in(request, user):
+            return _signed_out(request)
+        request.state.user = user
+        request.state.company = company
+        request.state.db = session
+        response = await view(request)
+        # The request owns the transaction: services add and flush, and what they wrote is
+        # kept only when the view answered with success. A refusal keeps nothing.
+        if write and response.status_code < 400:
+            await session.commit()
+        return response
 
 
 def lean_page(load: LeanLoad[Loaded]) -> Callable[[LeanView[Loaded]], View]:
@@ -233,12 +268,16 @@ def lean_page(load: LeanLoad[Loaded]) -> Callable[[LeanView[Loaded]], View]:
                 return ids
             user_id, company_id = ids
             reader = database_of(request).reader(company_id=company_id)
-            user, company, loaded = await load(reader, request, user_id)
-            if not still_signed_in(request, user):
-                return _signed_out(request)
-            request.state.user = user
-            request.state.company = company
-            return await view(request, user, loaded)
+
+            async def page() -> Response:
+                user, company, loaded = await load(reader, request, user_id)
+                if not still_signed_in(request, user):
+                    return _signed_out(request)
+                request.state.user = user
+                request.state.company = company
+                return await view(request, user, loaded)
+
+            return await read_again_once(request, page)
 
         return wrapper
 

@@ -97,3 +97,47 @@ def test_demo_creates_acme_once_and_keeps_it(
         (len(PEOPLE), 5)
     ]
     assert _rows(data_dir, "select count(*) from users where role = 'admin'") == [(1,)]
+
+
+def _served(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[dict[str, object]]:
+    from portal import cli
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.setattr(cli, "configure_logging", lambda *_: None)  # keep pytest's handlers
+    assert main(["serve", *args]) == 0
+    return calls
+
+
+def test_serve_runs_one_process_on_sqlite_unless_told(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Live notices on SQLite are handed over in memory: a second process's streams would miss
+    # half of them (measured: 10 of 20 streams got a notice with two processes).
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("PORTAL_BASE_URL", raising=False)
+    assert _served(monkeypatch)[0]["workers"] == 1
+    assert "web processes on SQLite" not in caplog.text
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert _served(monkeypatch)[0]["workers"] == 3
+    assert "3 web processes on SQLite" in caplog.text
+    assert _served(monkeypatch, "--workers", "1")[0]["workers"] == 1
+
+
+def test_serve_runs_two_processes_on_postgresql_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PORTAL_BASE_URL", raising=False)
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://portal@db.internal/portal")
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "k" * 40)
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert _served(monkeypatch)[0]["workers"] == 2
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    assert _served(monkeypatch)[0]["workers"] == 5
+    assert _served(monkeypatch, "--workers", "3")[0]["workers"] == 3
+
+
+def test_the_procfile_leaves_the_number_of_web_processes_to_portal_serve() -> None:
+    procfile = (Path(__file__).resolve().parent.parent / "Procfile").read_text()
+    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    assert "portal serve" in web and "--workers" not in web

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from alembic import command
 from procrastinate.testing import InMemoryConnector
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.datastructures import Secret, State
@@ -28,7 +28,7 @@ from portal import features, jobs, migrate
 from portal.accounts.models import Company
 from portal.app import create_app
 from portal.cli import main
-from portal.db import UNSCOPED, Database, utcnow
+from portal.db import UNSCOPED, Database
 from portal.jobs import (
     InProcessRunner,
     Job,
@@ -37,7 +37,7 @@ from portal.jobs import (
     procrastinate_app,
 )
 from portal.jobs.schema import apply_procrastinate_schema, pending_migrations
-from portal.mail.interfaces import SendResult
+from portal.mail.interfaces import OnResult, SendResult
 from portal.mail.jobs import JOBS, SEND_OUTBOX
 from portal.mail.messages import EmailContent
 from portal.mail.models import PENDING, SENT, OutboxMessage
@@ -88,14 +88,20 @@ class BrokenSender:
         self.failures = failures
         self.meanwhile = meanwhile
 
-    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+    async def send_batch(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_result: OnResult | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> list[SendResult]:
         if self.failures > 0 or self.then is None:
             self.failures -= 1
             if self.meanwhile is not None:
                 meanwhile, self.meanwhile = self.meanwhile, None
                 await meanwhile()
             raise ConnectionResetError("the mail relay went away")
-        return await self.then.send_batch(messages)
+        return await self.then.send_batch(messages, on_result=on_result, stop=stop)
 
     async def close(self) -> None:
         if self.then is not None:
@@ -403,7 +409,11 @@ def test_the_worker_knows_every_job_its_schedule_and_its_retries() -> None:
     assert SEND_OUTBOX in features.jobs()
     app = procrastinate_app(InMemoryConnector(), JOBS)
     periodic = {name: task.cron for (name, _), task in app.periodic_registry.periodic_tasks.items()}
-    assert periodic == {"send_outbox": "* * * * *", "prune_job_history": "17 * * * *"}
+    assert periodic == {
+        "send_outbox": "* * * * *",
+        "prune_job_history": "17 * * * *",
+        "retry_stalled_jobs": "* * * * *",
+    }
     send = app.tasks["send_outbox"]
     assert send.queueing_lock == "send_outbox" and send.pass_context
     assert isinstance(send.retry_strategy, procrastinate.RetryStrategy)
@@ -501,18 +511,8 @@ async def _fail_then_recover(
         await jobs.run_worker(settings, JOBS, wait=False, new_mail_sender=lambda: working)
         assert {status for status, _ in await _runs(connector)} == {"succeeded"}
         assert await worker_mode.health(SEND_OUTBOX) == jobs.JobHealth(workers=1)
-        # The failed run had claimed the messages: they wait out the claim, then go.
-        assert (await statuses(db))[PENDING] == queued
-        await _claims_run_out(db)
-        await jobs.defer(state, SEND_OUTBOX)
-        await jobs.run_worker(settings, JOBS, wait=False, new_mail_sender=lambda: working)
+        # The failed run let go of the messages it had claimed: the retry sent them.
     assert (await statuses(db))[SENT] == queued
-
-
-async def _claims_run_out(db: Database) -> None:
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        await session.execute(update(OutboxMessage).values(claimed_until=utcnow()))
-        await session.commit()
 
 
 async def _runs(connector: procrastinate.PsycopgConnector) -> list[tuple[str, dt.datetime]]:
@@ -598,6 +598,8 @@ async def test_two_web_processes_and_two_workers_send_every_message_exactly_once
             PORTAL_SMTP_HOST=smtp.host,
             PORTAL_SMTP_PORT=str(smtp.port),
             PORTAL_SMTP_TLS="none",
+            # One process per `portal serve`: two web processes in all, as the test says.
+            WEB_CONCURRENCY="1",
         )
         assert "applied schema.sql" in run_portal(env, "db", "upgrade")  # the release step
         run_portal(env, "create-company", "Acme", "--slug", "acme")
@@ -689,3 +691,47 @@ async def _add_people(client: ServerClient, web: int) -> None:
     for number in range(1, PEOPLE_PER_WEB):
         response = await client.post_form("/setup/users/new", _person(web, number))
         assert response.status_code == 303, response.text
+
+
+# Jobs left running by a worker that died
+
+
+async def test_jobs_left_running_by_a_dead_worker_are_run_again(settings: Settings) -> None:
+    """A worker killed mid-job (SIGKILL, out of memory) leaves its job "doing" for ever unless
+    a live worker notices that its heartbeat stopped and puts the job back in the queue."""
+    with scratch_postgres_database(postgres_admin_url(), "portal_jobs") as url:
+        migrate.upgrade(url)
+        apply_procrastinate_schema(url)
+        held = dataclasses.replace(settings, database_url=url)
+        probe = Probe()
+        reminders = (Job("send_reminders", probe.run),)
+        connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+        async with procrastinate_app(connector, reminders).open_async() as app:
+            deferrer = app.configure_task("send_reminders", queueing_lock="send_reminders:5")
+            stalled = await deferrer.defer_async(event_id=5)
+            dead = (
+                await connector.execute_query_one_async(
+                    "INSERT INTO procrastinate_workers (last_heartbeat)"
+                    " VALUES (now() - interval '3 minutes') RETURNING id"
+                )
+            )["id"]
+            await connector.execute_query_async(
+                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %(worker)s"
+                " WHERE id = %(job)s",
+                worker=dead,
+                job=stalled,
+            )
+            # A fresh run waits with the same queueing lock: the retry must not collide with it.
+            await deferrer.defer_async(event_id=5)
+            await app.configure_task("retry_stalled_jobs").defer_async(timestamp=0)
+        await jobs.run_worker(held, reminders, wait=False)  # the fresh run, and the check
+        await jobs.run_worker(held, reminders, wait=False)  # the stalled run, back in the queue
+        with psycopg.connect(jobs.libpq_url(url)) as check:
+            statuses = check.execute(
+                "SELECT id, status FROM procrastinate_jobs WHERE task_name = 'send_reminders'"
+            ).fetchall()
+            workers = check.execute("SELECT id FROM procrastinate_workers").fetchall()
+    assert dict(statuses)[stalled] == "succeeded"
+    assert {status for _, status in statuses} == {"succeeded"}
+    assert probe.runs == [{"event_id": 5}, {"event_id": 5}]
+    assert (dead,) not in workers

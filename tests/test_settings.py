@@ -106,3 +106,30 @@ def test_portal_serve_believes_forwarded_headers_only_from_trusted_proxies(
     cli._serve(dataclasses.replace(settings, trusted_proxies=proxies), "127.0.0.1", 8000, 1)
     assert calls[0]["proxy_headers"] is proxy_headers
     assert calls[0]["forwarded_allow_ips"] == allowed
+
+
+def test_logging_is_text_at_info_unless_told(tmp_path: Path) -> None:
+    default = Settings.from_env({"PORTAL_DATA_DIR": str(tmp_path)})
+    assert (default.log_level, default.log_format) == ("INFO", "text")
+    told = Settings.from_env(
+        {"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_LOG_LEVEL": "debug", "PORTAL_LOG_FORMAT": "JSON"}
+    )
+    assert (told.log_level, told.log_format) == ("DEBUG", "json")
+    for name, value in (("PORTAL_LOG_LEVEL", "loud"), ("PORTAL_LOG_FORMAT", "xml")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({"PORTAL_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_one_web_process_on_sqlite_and_two_on_postgresql_unless_told(tmp_path: Path) -> None:
+    # On SQLite live notices are handed over in memory: a second process's streams miss them.
+    assert Settings.from_env({"PORTAL_DATA_DIR": str(tmp_path)}).web_workers == 1
+    postgres = {
+        "PORTAL_DATABASE_URL": "postgresql://portal@db.internal/portal",
+        "PORTAL_SECRET_KEY": "k" * 40,
+    }
+    assert Settings.from_env(postgres).web_workers == 2
+    assert Settings.from_env({**postgres, "WEB_CONCURRENCY": "4"}).web_workers == 4
+    told = {"PORTAL_DATA_DIR": str(tmp_path), "WEB_CONCURRENCY": "3"}
+    assert Settings.from_env(told).web_workers == 3
+    with pytest.raises(SettingsError, match="WEB_CONCURRENCY"):
+        Settings.from_env({**postgres, "WEB_CONCURRENCY": "0"})

@@ -8,7 +8,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from sqlalchemy import event
@@ -25,12 +25,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobEnv:
-    """What a job may use: the database, the settings, and a new mail sender for each run
-    (None when no mail server is configured: messages are held)."""
+    """What a job may use: the database, the settings, a new mail sender for each run (None
+    when no mail server is configured: messages are held), and the runner's stop request.
+
+    A long job looks at `stopping` between steps: once it is set, the job finishes the step in
+    hand, saves what it did and returns. The runner cancels the jobs still running a few
+    seconds later (a cancelled job's `finally` blocks still run)."""
 
     db: Database
     settings: Settings
     new_mail_sender: Callable[[], MailSender | None]
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)

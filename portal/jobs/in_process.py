@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ from portal.jobs import base
 from portal.jobs.base import Job, JobEnv, JobHealth, Runner, job_name, queueing_lock
 
 log = logging.getLogger(__name__)
+
+# On stop, jobs under way get this long to finish what they hold (they see env.stopping).
+STOP_GRACE_SECONDS = 5.0
 
 
 class InProcessRunner(Runner):
@@ -45,10 +49,16 @@ class InProcessRunner(Runner):
             self._spawn(self._run_periodic_jobs(), "periodic")
 
     async def stop(self) -> None:
+        """Ask the jobs under way to stop (env.stopping), give them a few seconds, then cancel
+        those still running."""
         self._stop_listening()
-        for task in list(self._tasks):
+        self.env.stopping.set()
+        late: set[asyncio.Task[None]] = set(self._tasks)
+        if late:
+            _, late = await asyncio.wait(late, timeout=STOP_GRACE_SECONDS)
+        for task in late:
             task.cancel()
-        for task in list(self._tasks):
+        for task in late:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -106,7 +116,8 @@ class InProcessRunner(Runner):
         finally:
             del self._deferred_again[key]
 
-    async def _run(self, job: Job, kwargs: dict[str, Any]) -> bool:
+    async def _run(self, job: Job, kwargs: dict[str, Any], *, polled: bool = False) -> bool:
+        started = time.monotonic()
         try:
             await job.run(self.env, **kwargs)
         except Exception as error:
@@ -115,28 +126,45 @@ class InProcessRunner(Runner):
             self._failed[job.name] = (utcnow(), f"{type(error).__name__}: {error}")
             return False
         self._succeeded[job.name] = utcnow()
+        # A poll every few seconds would fill the log at INFO; what it sent is logged by the job.
+        level = logging.DEBUG if polled else logging.INFO
+        log.log(level, "job %s ran in %.0f ms", job.name, (time.monotonic() - started) * 1000)
         return True
 
     async def _run_with_retries(self, job: Job, kwargs: dict[str, Any]) -> None:
         for attempt in range(base.RETRY_ATTEMPTS + 1):
             if await self._run(job, kwargs) or attempt == base.RETRY_ATTEMPTS:
                 return
-            await asyncio.sleep(base.RETRY_BASE_SECONDS ** (attempt + 1))
+            if await self._stopped_within(base.RETRY_BASE_SECONDS ** (attempt + 1)):
+                return
+
+    async def _stopped_within(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+        """Wait `seconds`, or until a stop request (True) or `wake`."""
+        waits = [asyncio.ensure_future(self.env.stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self.env.stopping.is_set()
 
     async def _poll(self, job: Job, seconds: float) -> None:
         wake = self._wakes[job.name]
-        while True:
+        while not self.env.stopping.is_set():
             wake.clear()
-            await self._run(job, {})  # a failure is tried again on the next poll
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=seconds)
+            await self._run(job, {}, polled=True)  # a failure is tried again on the next poll
+            if await self._stopped_within(seconds, wake):
+                return
 
     async def _run_periodic_jobs(self) -> None:
         periodic = [j for j in self.jobs.values() if j.cron and j.poll_seconds is None]
         now = utcnow()
         due = {job.name: _next_run(job, now) for job in periodic}
         while True:
-            await asyncio.sleep(max(0.0, (min(due.values()) - utcnow()).total_seconds()))
+            if await self._stopped_within(max(0.0, (min(due.values()) - utcnow()).total_seconds())):
+                return
             now = utcnow()
             for job in periodic:
                 if due[job.name] <= now:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import procrastinate
+from procrastinate import signals
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -54,6 +56,10 @@ def procrastinate_app(
         _prune_job_history
     )
     app.periodic(cron="17 * * * *", periodic_id="prune_job_history")(prune)
+    retry_stalled = app.task(
+        name="retry_stalled_jobs", pass_context=True, queueing_lock="retry_stalled_jobs"
+    )(_retry_stalled_jobs)
+    app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")(retry_stalled)
     return app
 
 
@@ -63,11 +69,16 @@ def _procrastinate_task(job: Job) -> Callable[..., Awaitable[None]]:
     ) -> None:
         # `timestamp` is the cron time procrastinate hands a periodic run.
         env: JobEnv = context.additional_context["portal"]
+        started = time.monotonic()
         try:
             await job.run(env, **kwargs)
         except Exception:
             await _releasequeueing_lock(context)
             raise
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.info(
+            "job %s ran in %.0f ms (procrastinate job %s)", job.name, elapsed_ms, context.job.id
+        )
 
     return task
 
@@ -93,6 +104,26 @@ async def _prune_job_history(context: procrastinate.JobContext, timestamp: int) 
     await manager.delete_old_jobs(
         nb_hours=24 * 30, include_failed=True, include_cancelled=True, include_aborted=True
     )
+
+
+# Workers beat every 10 s and procrastinate counts one gone after 30 s without a beat; a
+# minute leaves room for a worker that is only slow (a busy machine, a long GC pause).
+STALLED_AFTER_SECONDS = 60
+
+
+async def _retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Jobs left "doing" by a worker that died (killed, out of memory, its machine lost) go
+    back to the queue, and the rows of workers that stopped beating are deleted."""
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS):
+        # A fresh run of the job may already wait with the same queueing lock.
+        await context.app.connector.execute_query_async(
+            "UPDATE procrastinate_jobs SET queueing_lock = NULL WHERE id = %(job_id)s",
+            job_id=job.id,
+        )
+        await manager.retry_job(job)
+        log.warning("job %s (%s) was left running by a dead worker: retried", job.task_name, job.id)
+    await manager.prune_stalled_workers(STALLED_AFTER_SECONDS)
 
 
 _LAST_FAILURE = text(
@@ -160,6 +191,24 @@ class ProcrastinateJobs(Runner):
 SHUTDOWN_GRACE_SECONDS = 25.0  # under the 30 s most process managers wait after SIGTERM
 
 
+async def _until_stopped(worker: asyncio.Future[None], env: JobEnv) -> None:
+    """Run the worker until SIGTERM or SIGINT. The signal also tells the running jobs
+    (env.stopping): procrastinate's own handlers only stop fetching new ones, which a job cannot
+    see, so a long one would run on until the grace limit cancels it."""
+
+    def stop() -> None:
+        env.stopping.set()
+        worker.cancel()  # a cancelled run_worker_async stops fetching and waits for the jobs
+
+    with signals.on_stop(stop):
+        try:
+            await worker
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not env.stopping.is_set() or (current is not None and current.cancelling()):
+                raise  # cancelled from outside, not stopped by a signal
+
+
 class JobsUnavailable(RuntimeError):
     """The worker cannot start; the message says why."""
 
@@ -186,11 +235,15 @@ async def run_worker(
         async with app.open_async():
             if not await app.check_connection_async():
                 raise JobsUnavailable("procrastinate's tables are missing: run `portal db upgrade`")
-            await app.run_worker_async(
-                concurrency=concurrency,
-                wait=wait,
-                additional_context={"portal": env},
-                shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+            worker = asyncio.ensure_future(
+                app.run_worker_async(
+                    concurrency=concurrency,
+                    wait=wait,
+                    additional_context={"portal": env},
+                    shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+                    install_signal_handlers=False,
+                )
             )
+            await _until_stopped(worker, env)
     finally:
         await db.dispose()

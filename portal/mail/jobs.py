@@ -9,7 +9,8 @@ from portal.mail.outbox import SEND_OUTBOX_JOB, send_outbox
 async def _send_outbox(env: JobEnv) -> None:
     sender = env.new_mail_sender()
     if sender is not None:  # without a mail server messages are held: nothing to send
-        await send_outbox(env.db, env.settings, sender)
+        # On a stop request it finishes the messages in hand, records them and lets go of the rest.
+        await send_outbox(env.db, env.settings, sender, env.stopping)
 
 
 # Started by each commit that queues mail (outbox.enqueue). In-process the outbox is also

@@ -18,7 +18,10 @@ HELD = "held"
 
 class OutboxMessage(TenantScoped, SQLModel, table=True):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_claimed_by", "claimed_by"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     company_id: int = Field(foreign_key="company.id", ondelete="CASCADE", index=True)
@@ -37,7 +40,10 @@ class OutboxMessage(TenantScoped, SQLModel, table=True):
     attempts: int = Field(default=0)
     last_error: str = Field(default="", sa_type=Text)
     next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # Set while a dispatcher holds the message; a crashed dispatcher's claim runs out.
+    # Set while a dispatcher holds the message: who (host, process and run) and until when. The
+    # holder's heartbeat moves `claimed_until` on every few seconds; a dispatcher that died
+    # stops beating, and its claims are free 30 seconds later.
+    claimed_by: str | None = Field(default=None, max_length=100)
     claimed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Sequence
 from email.message import Message
+from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import Default
 
-from portal.mail.interfaces import MailSender, SendResult
+from portal.mail.interfaces import MailSender, OnResult, SendResult
 from portal.settings import Settings, SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -55,11 +60,11 @@ class SmtpSender:
         # None: the system's trusted CAs (or SSL_CERT_FILE), with hostname checks.
         self.tls_context = tls_context
         # Connections kept open between the batches of one outbox run; close() ends them.
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[_GatedSMTP] = []
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self) -> _GatedSMTP:
         settings = self.settings
-        return aiosmtplib.SMTP(
+        return _GatedSMTP(
             hostname=settings.host,
             port=settings.port,
             username=settings.username,
@@ -70,21 +75,28 @@ class SmtpSender:
             timeout=self.timeout,
         )
 
-    async def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+    async def send_batch(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_result: OnResult | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(messages)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(messages)):
             queue.put_nowait(index)
         workers = min(self.connections, len(messages))
-        await asyncio.gather(*(self._work(queue, messages, results) for _ in range(workers)))
-        return [result or SendResult(False, error="not attempted") for result in results]
+        batch = _Batch(messages, results, on_result or _ignore, stop or asyncio.Event())
+        await asyncio.gather(*(self._work(queue, batch) for _ in range(workers)))
+        return [result or NOT_ATTEMPTED for result in results]
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for client in idle:
             await _close(client)
 
-    async def _connect(self) -> aiosmtplib.SMTP | SendResult:
+    async def _connect(self) -> _GatedSMTP | SendResult:
         client = self._client()
         try:
             await client.connect()
@@ -93,39 +105,122 @@ class SmtpSender:
             return classify(error)
         return client
 
-    async def _work(
-        self,
-        queue: asyncio.Queue[int],
-        messages: Sequence[Message],
-        results: list[SendResult | None],
-    ) -> None:
+    async def _work(self, queue: asyncio.Queue[int], batch: _Batch) -> None:
         client = self._idle.pop() if self._idle else None
+        # The result before, being recorded: the next message's final "." waits for it, so a
+        # process that dies has at most one message per connection accepted and not recorded.
+        recording: asyncio.Future[None] | None = None
         try:
-            while not queue.empty():
+            while not queue.empty() and not batch.stop.is_set():
                 index = queue.get_nowait()
                 if client is None or not client.is_connected:
                     connected = await self._connect()
                     if isinstance(connected, SendResult):
                         # Connecting, TLS or login failed: every other message would fail the
                         # same way, and hundreds of refused logins get a mail account locked.
-                        results[index] = connected
+                        await _recorded(recording)
+                        await _recorded(batch.done(index, connected))
                         while not queue.empty():
-                            results[queue.get_nowait()] = connected
+                            await _recorded(batch.done(queue.get_nowait(), connected))
                         return
                     client = connected
+                client.before_commit = recording
                 try:
-                    await client.send_message(messages[index])
-                    results[index] = SendResult(True)
+                    await client.send_message(batch.messages[index])
+                    result = SendResult(True)
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-                    results[index] = classify(error)
+                    result = classify(error)
                     if _connection_unusable(error):
                         await _close(client)
                         client = None
+                await _recorded(recording)  # if the message failed before its "."
+                recording = batch.done(index, result)
+            await _recorded(recording)
         except BaseException:
             await _close(client)
             raise
         if client is not None and client.is_connected:
             self._idle.append(client)
+
+
+async def _recorded(recording: asyncio.Future[None] | None) -> None:
+    if recording is not None:
+        # Shielded: the outbox's future may be shared by several connections.
+        await asyncio.shield(recording)
+
+
+_LEADING_PERIOD = re.compile(rb"(?m)^\.")
+
+
+class _GatedSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, whose DATA waits for `before_commit` (the result before, being
+    recorded) before the final ".": the server takes a message on only at that dot, so this
+    message is transferred while the one before is recorded, and committed after."""
+
+    before_commit: asyncio.Future[None] | None = None
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> SMTPResponse:
+        before_commit, self.before_commit = self.before_commit, None
+        if before_commit is None or before_commit.done():
+            if before_commit is not None:
+                before_commit.result()  # a result that could not be recorded: send no more
+            return await super().data(message, timeout=timeout)  # one write, as usual
+        if isinstance(message, str):
+            message = message.encode("ascii")
+        content = _LEADING_PERIOD.sub(b"..", normalize_message_line_endings(message))
+        start = await self.execute_command(b"DATA", timeout=timeout)
+        if start.code != aiosmtplib.SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        try:
+            if self.protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            self.protocol.write(content)
+            await asyncio.shield(before_commit)
+        except BaseException:
+            self.close()  # without its ".", the server drops what it has of the message
+            raise
+        try:
+            response = await self.execute_command(b".", timeout=timeout)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            self.close()
+            raise
+        if response.code != aiosmtplib.SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
+
+
+NOT_ATTEMPTED = SendResult(False, error="not attempted")
+
+
+async def _ignore(index: int, result: SendResult) -> None:
+    return None
+
+
+class _Batch:
+    """One send_batch call: its messages, their results so far, whom to tell, when to stop."""
+
+    def __init__(
+        self,
+        messages: Sequence[Message],
+        results: list[SendResult | None],
+        on_result: OnResult,
+        stop: asyncio.Event,
+    ) -> None:
+        self.messages = messages
+        self.results = results
+        self.on_result = on_result
+        self.stop = stop
+
+    def done(self, index: int, result: SendResult) -> asyncio.Future[None]:
+        """Note the result and tell the caller; done once the caller has dealt with it."""
+        self.results[index] = result
+        return asyncio.ensure_future(self.on_result(index, result))
 
 
 def sender_for(settings: Settings) -> MailSender | None:
@@ -141,7 +236,7 @@ def _connection_unusable(error: Exception) -> bool:
     return not refused_one or isinstance(error, aiosmtplib.SMTPAuthenticationError)
 
 
-async def _close(client: aiosmtplib.SMTP | None) -> None:
+async def _close(client: _GatedSMTP | None) -> None:
     if client is None or not client.is_connected:
         return
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ class Inbox:
     data_replies: list[str] = field(default_factory=list)
     # after accepting this many more messages, drop the connection when the next one starts
     drop_after: int | None = None
+    # seconds each message waits, once its data has arrived, for the server's "250" (a slow
+    # relay: messages are in flight that long, and a test can stop or kill a sender meanwhile)
+    delay: float = 0.0
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.received if address in str(m["To"])]
@@ -57,6 +61,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.inbox.delay:
+            await asyncio.sleep(self.inbox.delay)
         if self.inbox.data_replies:
             return self.inbox.data_replies.pop(0)
         assert isinstance(envelope.content, bytes)

@@ -1,0 +1,265 @@
+"""The dispatcher under faults: results recorded as they come, a stop request honoured, a
+recording that fails retried, and the claims of a dispatcher that died taken over in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from portal.accounts.models import Company
+from portal.db import UNSCOPED, Database, utcnow
+from portal.jobs import InProcessRunner, JobEnv
+from portal.mail import outbox
+from portal.mail.jobs import SEND_OUTBOX
+from portal.mail.models import PENDING, SENT, OutboxMessage
+from portal.mail.outbox import send_outbox
+from portal.mail.smtp import SmtpSender
+from portal.settings import Settings, SmtpSettings
+from tests.mail.conftest import SmtpServer
+from tests.mail.test_outbox import queue, stored
+
+CONNECTIONS = 4
+
+
+@pytest.fixture
+def mail_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
+    smtp = SmtpSettings(host=smtp_server.host, port=smtp_server.port, tls="none")
+    return dataclasses.replace(settings, smtp=smtp, jobs="in-process")
+
+
+def sender(settings: Settings) -> SmtpSender:
+    return SmtpSender(settings.smtp, connections=CONNECTIONS, timeout=5)
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, f"not within {within} s"
+        await asyncio.sleep(0.02)
+
+
+def received(smtp_server: SmtpServer) -> Counter[str]:
+    return Counter(str(m["Message-ID"]) for m in smtp_server.inbox.received)
+
+
+async def sent_ids(db: Database) -> set[str]:
+    return {row.message_id for row in await stored(db) if row.status == SENT}
+
+
+async def test_each_result_is_recorded_as_it_comes_not_after_the_batch(
+    db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
+) -> None:
+    smtp_server.inbox.delay = 0.02
+    await queue(db, mail_settings, acme, count=120)  # one batch
+    sending = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
+    try:
+        await eventually(lambda: _arrived(smtp_server, 60))
+        # What the server has taken is marked sent, but for the one message each connection
+        # may have in hand.
+        arrived = set(received(smtp_server))
+        assert len(arrived - await sent_ids(db)) <= CONNECTIONS
+    finally:
+        report = await sending
+    assert report.sent == 120 and len(smtp_server.inbox.received) == 120
+
+
+async def _arrived(smtp_server: SmtpServer, count: int) -> bool:
+    return len(smtp_server.inbox.received) >= count
+
+
+async def test_a_stop_request_ends_the_send_with_every_result_recorded_and_the_rest_let_go(
+    db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
+) -> None:
+    """The in-process runner stopping with the web process: the send finishes the messages in
+    hand, records them and lets go of its other claims, in well under its grace time."""
+    smtp_server.inbox.delay = 0.05
+    await queue(db, mail_settings, acme, count=300)
+    runner = InProcessRunner(
+        JobEnv(db, mail_settings, lambda: sender(mail_settings)), [SEND_OUTBOX]
+    )
+    runner.start()
+    await eventually(lambda: _arrived(smtp_server, 20))
+    began = time.monotonic()
+    await runner.stop()
+    assert time.monotonic() - began < 1.5
+    rows = await stored(db)
+    assert set(received(smtp_server)) == {r.message_id for r in rows if r.status == SENT}
+    unsent = [row for row in rows if row.status != SENT]
+    assert unsent and all(row.status == PENDING for row in unsent)
+    assert all(row.claimed_by is None and row.claimed_until is None for row in unsent)
+    assert all(row.attempts == 0 for row in unsent)  # let go of as if never claimed
+    # The next run sends the rest, and nothing twice.
+    smtp_server.inbox.delay = 0
+    assert (await send_outbox(db, mail_settings, sender(mail_settings))).sent == len(unsent)
+    assert max(received(smtp_server).values()) == 1 and len(received(smtp_server)) == 300
+
+
+async def test_a_recording_that_fails_on_a_passing_database_error_is_tried_again(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection cut or a lock broken while the results are written: written again, on a
+    fresh connection, rather than thrown away (and every message sent again later)."""
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 10)
+    await queue(db, mail_settings, acme, count=30)
+    failures = 0
+    cut = asyncio.Event()
+
+    async def cut_once(self: outbox._RawWriter, sql: str, params: tuple[object, ...]) -> None:
+        nonlocal failures
+        if not cut.is_set() and "'sent'" in sql:
+            cut.set()
+            failures += 1
+            raise ConnectionResetError("server closed the connection unexpectedly")
+        await original(self, sql, params)
+
+    original = outbox._RawWriter.execute
+    monkeypatch.setattr(outbox._RawWriter, "execute", cut_once)
+    report = await send_outbox(db, mail_settings, sender(mail_settings))
+    assert failures == 1 and report.sent == 30
+    assert {row.status for row in await stored(db)} == {SENT}
+    assert len(received(smtp_server)) == 30 and max(received(smtp_server).values()) == 1
+
+
+async def test_on_sqlite_a_write_lock_held_elsewhere_makes_the_recording_wait_not_fail(
+    db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
+) -> None:
+    """The recorder writes without waiting for SQLite's lock; while another process holds it,
+    the write waits its turn on aiosqlite's thread (busy_timeout) instead."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's write lock")
+    smtp_server.inbox.delay = 0.01
+    await queue(db, mail_settings, acme, count=60)
+    sending = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
+    await eventually(lambda: _arrived(smtp_server, 5))
+    path = make_url(db.url).database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        await asyncio.sleep(0.5)
+        assert len(received(smtp_server)) - len(await sent_ids(db)) <= CONNECTIONS
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    assert (await sending).sent == 60
+    assert {row.status for row in await stored(db)} == {SENT}
+
+
+async def test_a_recording_whose_connection_is_terminated_while_it_waits_is_tried_again(
+    db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
+) -> None:
+    """Measured before: the database connection terminated while "mark sent" waited on a lock
+    sent all 500 messages of the run again."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL: a server that terminates one session")
+    smtp_server.inbox.delay = 0.02
+    await queue(db, mail_settings, acme, count=200)  # one batch, claimed at once
+    sending = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
+    async with db.engine.connect() as blocker:
+        await eventually(lambda: _arrived(smtp_server, 1))
+        # Another transaction holds the rows: the next "mark sent" waits on their lock, and its
+        # connection is terminated meanwhile (a failover, an admin, a pooler's timeout).
+        await blocker.execute(text("SELECT id FROM outbox_message FOR UPDATE"))
+        waiting = await _wait_for_lock_waiter(blocker)
+        await blocker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})
+        await asyncio.sleep(0.2)
+        await blocker.rollback()
+    report = await sending
+    assert report.sent == 200
+    assert {row.status for row in await stored(db)} == {SENT}
+    await _claims_run_out(db)
+    await send_outbox(db, mail_settings, sender(mail_settings))
+    assert len(received(smtp_server)) == 200 and max(received(smtp_server).values()) == 1
+
+
+async def _wait_for_lock_waiter(blocker: AsyncConnection) -> int:
+    query = text(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'UPDATE outbox_message SET status%' AND datname = current_database()"
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        pid = (await blocker.execute(query)).scalar()
+        if pid is not None:
+            return int(pid)
+        assert time.monotonic() < deadline, "no write waited on the lock"
+        await asyncio.sleep(0.02)
+
+
+async def _claims_run_out(db: Database) -> None:
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.claimed_until.is_not(None))  # type: ignore[union-attr]
+            .values(claimed_until=utcnow() - dt.timedelta(seconds=1))
+        )
+        await session.commit()
+
+
+async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_heartbeat_stops(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In-process, the SQLite equivalent of two workers: a dispatcher killed mid-send left its
+    claims (its last heartbeat 28 s ago); a live one, busy with its own messages, sends them
+    the moment they run out, not minutes later."""
+    monkeypatch.setattr(outbox, "WATCH_SECONDS", 0.2)
+    ids = await queue(db, mail_settings, acme, count=20)
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids[:10]))  # type: ignore[union-attr]
+            .values(
+                claimed_by="gone-host:4242:dead",
+                claimed_until=utcnow() + dt.timedelta(seconds=2),
+                attempts=1,
+            )
+        )
+        await session.commit()
+    began = time.monotonic()
+    report = await send_outbox(db, mail_settings, sender(mail_settings))
+    took = time.monotonic() - began
+    assert report.sent == 20 and 1.8 < took < 5
+    assert {row.status for row in await stored(db)} == {SENT}
+
+
+async def test_a_live_dispatchers_claims_are_renewed_and_never_taken(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claims last CLAIM_FOR unless renewed: a send that takes longer keeps them by its
+    heartbeat, so a second dispatcher waits and sends nothing twice."""
+    monkeypatch.setattr(outbox, "CLAIM_FOR", dt.timedelta(seconds=0.6))
+    monkeypatch.setattr(outbox, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(outbox, "WATCH_SECONDS", 0.1)
+    smtp_server.inbox.delay = 0.05
+    await queue(db, mail_settings, acme, count=60)  # about 0.8 s over four connections
+    first = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
+    await eventually(lambda: _arrived(smtp_server, 4))
+    other = Database(mail_settings.database_url)
+    try:
+        second = await send_outbox(other, mail_settings, sender(mail_settings))
+    finally:
+        await other.dispose()
+    assert (await first).sent + second.sent == 60
+    assert len(received(smtp_server)) == 60 and max(received(smtp_server).values()) == 1
