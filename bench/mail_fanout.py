@@ -43,8 +43,9 @@ from starlette.datastructures import Secret
 from portal import migrate
 from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
+from portal.mail.dispatch import send_outbox
 from portal.mail.messages import EmailContent, OutgoingMessage, build_mime
-from portal.mail.outbox import enqueue, send_outbox
+from portal.mail.outbox import enqueue
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
 

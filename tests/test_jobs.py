@@ -410,7 +410,7 @@ def test_the_worker_knows_every_job_its_schedule_and_its_retries() -> None:
     app = procrastinate_app(InMemoryConnector(), JOBS)
     periodic = {name: task.cron for (name, _), task in app.periodic_registry.periodic_tasks.items()}
     assert periodic == {
-        "send_outbox": "* * * * *",
+        "send_outbox": "* * * * * */20",
         "prune_job_history": "17 * * * *",
         "retry_stalled_jobs": "* * * * *",
     }

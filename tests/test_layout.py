@@ -99,7 +99,14 @@ def test_services_only_add_and_flush(path: Path) -> None:
 # The owners of their own units of work: the one place that commits for views and jobs, the
 # outbox's dispatcher (a claim must be committed before its messages are sent), and the command
 # line with the demo company it seeds.
-OWNERS = {"portal.db", "portal.web", "portal.mail.outbox", "portal.cli", "portal.accounts.demo"}
+OWNERS = {
+    "portal.db",
+    "portal.web",
+    "portal.mail.dispatch",
+    "portal.mail.recording",
+    "portal.cli",
+    "portal.accounts.demo",
+}
 
 
 def test_only_the_owners_of_a_unit_of_work_commit() -> None:

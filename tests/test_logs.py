@@ -81,13 +81,13 @@ async def test_portal_serve_logs_timestamped_lines_and_each_batch_sent(
     log = web.log()
     if log_format == "json":
         messages = [(line["logger"], line["message"]) for line in _json_lines(log)]
-        assert ("portal.mail.outbox", "outbox: 1 sent, 0 retrying, 0 failed") in messages
+        assert ("portal.mail.dispatch", "outbox: 1 sent, 0 retrying, 0 failed") in messages
         assert any(logger == "uvicorn.error" for logger, _ in messages)  # uvicorn's own
         assert any("GET /healthz" in message for logger, message in messages)  # access log
     else:
         lines = [line for line in log.splitlines() if line.strip()]
         assert lines and all(TEXT_LINE.match(line) for line in lines), log
-        assert any(" INFO portal.mail.outbox: outbox: 1 sent" in line for line in lines)
+        assert any(" INFO portal.mail.dispatch: outbox: 1 sent" in line for line in lines)
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

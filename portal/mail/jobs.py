@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from portal.jobs import Job, JobEnv
-from portal.mail.outbox import SEND_OUTBOX_JOB, send_outbox
+from portal.mail.dispatch import send_outbox
+from portal.mail.outbox import SEND_OUTBOX_JOB
 
 
 async def _send_outbox(env: JobEnv) -> None:
@@ -14,6 +15,8 @@ async def _send_outbox(env: JobEnv) -> None:
 
 
 # Started by each commit that queues mail (outbox.enqueue). In-process the outbox is also
-# looked at every 2 seconds; a worker looks every minute, for the retries whose time has come.
-SEND_OUTBOX = Job(SEND_OUTBOX_JOB, _send_outbox, cron="* * * * *", poll_seconds=2.0)
+# looked at every 2 seconds; workers look every 20 seconds, for the retries whose time has come
+# and for the claims of a worker that died (free 30 s after its last heartbeat): an idle worker
+# takes them over within 50 seconds.
+SEND_OUTBOX = Job(SEND_OUTBOX_JOB, _send_outbox, cron="* * * * * */20", poll_seconds=2.0)
 JOBS = (SEND_OUTBOX,)

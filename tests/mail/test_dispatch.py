@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
 from portal.jobs import InProcessRunner, JobEnv
-from portal.mail import outbox
+from portal.mail import dispatch, recording
+from portal.mail.dispatch import send_outbox
 from portal.mail.jobs import SEND_OUTBOX
 from portal.mail.models import PENDING, SENT, OutboxMessage
-from portal.mail.outbox import send_outbox
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
 from tests.mail.conftest import SmtpServer
@@ -113,12 +113,12 @@ async def test_a_recording_that_fails_on_a_passing_database_error_is_tried_again
 ) -> None:
     """A connection cut or a lock broken while the results are written: written again, on a
     fresh connection, rather than thrown away (and every message sent again later)."""
-    monkeypatch.setattr(outbox, "BATCH_SIZE", 10)
+    monkeypatch.setattr(dispatch, "BATCH_SIZE", 10)
     await queue(db, mail_settings, acme, count=30)
     failures = 0
     cut = asyncio.Event()
 
-    async def cut_once(self: outbox._RawWriter, sql: str, params: tuple[object, ...]) -> None:
+    async def cut_once(self: recording._RawWriter, sql: str, params: tuple[object, ...]) -> None:
         nonlocal failures
         if not cut.is_set() and "'sent'" in sql:
             cut.set()
@@ -126,8 +126,8 @@ async def test_a_recording_that_fails_on_a_passing_database_error_is_tried_again
             raise ConnectionResetError("server closed the connection unexpectedly")
         await original(self, sql, params)
 
-    original = outbox._RawWriter.execute
-    monkeypatch.setattr(outbox._RawWriter, "execute", cut_once)
+    original = recording._RawWriter.execute
+    monkeypatch.setattr(recording._RawWriter, "execute", cut_once)
     report = await send_outbox(db, mail_settings, sender(mail_settings))
     assert failures == 1 and report.sent == 30
     assert {row.status for row in await stored(db)} == {SENT}
@@ -166,7 +166,9 @@ async def test_a_recording_whose_connection_is_terminated_while_it_waits_is_trie
     sent all 500 messages of the run again."""
     if db.is_sqlite:
         pytest.skip("PostgreSQL: a server that terminates one session")
-    smtp_server.inbox.delay = 0.02
+    # 200 messages at 50 ms each over four connections: 2.5 s of sending, time enough for the
+    # lock to be taken while the results still come, even on a busy machine.
+    smtp_server.inbox.delay = 0.05
     await queue(db, mail_settings, acme, count=200)  # one batch, claimed at once
     sending = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
     async with db.engine.connect() as blocker:
@@ -174,6 +176,7 @@ async def test_a_recording_whose_connection_is_terminated_while_it_waits_is_trie
         # Another transaction holds the rows: the next "mark sent" waits on their lock, and its
         # connection is terminated meanwhile (a failover, an admin, a pooler's timeout).
         await blocker.execute(text("SELECT id FROM outbox_message FOR UPDATE"))
+        assert not sending.done(), "the send ended before the lock was taken"
         waiting = await _wait_for_lock_waiter(blocker)
         await blocker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})
         await asyncio.sleep(0.2)
@@ -187,9 +190,11 @@ async def test_a_recording_whose_connection_is_terminated_while_it_waits_is_trie
 
 
 async def _wait_for_lock_waiter(blocker: AsyncConnection) -> int:
+    """The backend waiting on the blocker's row locks: the run's write (its results or its
+    claims' heartbeat; pg_stat_activity's query text for a prepared statement is not reliable,
+    so it is found by whom it waits for)."""
     query = text(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND query LIKE 'UPDATE outbox_message SET status%' AND datname = current_database()"
+        "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
     )
     deadline = time.monotonic() + 10
     while True:
@@ -220,7 +225,7 @@ async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_hear
     """In-process, the SQLite equivalent of two workers: a dispatcher killed mid-send left its
     claims (its last heartbeat 28 s ago); a live one, busy with its own messages, sends them
     the moment they run out, not minutes later."""
-    monkeypatch.setattr(outbox, "WATCH_SECONDS", 0.2)
+    monkeypatch.setattr(dispatch, "WATCH_SECONDS", 0.2)
     ids = await queue(db, mail_settings, acme, count=20)
     async with db.session(company_id=UNSCOPED, write=True) as session:
         await session.execute(
@@ -249,9 +254,9 @@ async def test_a_live_dispatchers_claims_are_renewed_and_never_taken(
 ) -> None:
     """Claims last CLAIM_FOR unless renewed: a send that takes longer keeps them by its
     heartbeat, so a second dispatcher waits and sends nothing twice."""
-    monkeypatch.setattr(outbox, "CLAIM_FOR", dt.timedelta(seconds=0.6))
-    monkeypatch.setattr(outbox, "HEARTBEAT_SECONDS", 0.1)
-    monkeypatch.setattr(outbox, "WATCH_SECONDS", 0.1)
+    monkeypatch.setattr(dispatch, "CLAIM_FOR", dt.timedelta(seconds=0.6))
+    monkeypatch.setattr(dispatch, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(dispatch, "WATCH_SECONDS", 0.1)
     smtp_server.inbox.delay = 0.05
     await queue(db, mail_settings, acme, count=60)  # about 0.8 s over four connections
     first = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))

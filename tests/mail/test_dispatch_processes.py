@@ -23,9 +23,9 @@ from portal import jobs
 from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
 from portal.jobs import ProcrastinateJobs, procrastinate_app
+from portal.mail.dispatch import send_outbox
 from portal.mail.jobs import JOBS, SEND_OUTBOX
 from portal.mail.models import PENDING, SENT, OutboxMessage
-from portal.mail.outbox import send_outbox
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
 from tests.jobs_support import (

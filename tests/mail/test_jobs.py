@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import itertools
 import time
 from collections.abc import AsyncIterator
 
+import croniter
 import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -16,6 +19,7 @@ from portal.accounts.models import Company, User
 from portal.app import create_app
 from portal.db import Database
 from portal.jobs import InProcessRunner, JobEnv
+from portal.mail import dispatch
 from portal.mail.jobs import JOBS, SEND_OUTBOX
 from portal.mail.messages import EmailContent
 from portal.mail.models import FAILED, PENDING, OutboxMessage
@@ -113,7 +117,7 @@ def test_the_sender_is_smtp_only_with_a_mail_server(settings: Settings) -> None:
     assert sender_for(settings) is None
     configured = dataclasses.replace(settings, smtp=SmtpSettings(host="mail.acme.example"))
     assert isinstance(sender_for(configured), SmtpSender)
-    assert JOBS == (SEND_OUTBOX,) and SEND_OUTBOX.cron == "* * * * *"
+    assert JOBS == (SEND_OUTBOX,) and SEND_OUTBOX.cron == "* * * * * */20"
     assert SEND_OUTBOX.poll_seconds == 2.0  # in-process, the outbox is looked at every 2 s
 
 
@@ -137,3 +141,15 @@ async def test_without_a_sender_the_job_sends_nothing(
     async with db.session(company_id=acme.id) as session:
         message = (await session.execute(select(OutboxMessage))).scalar_one()
     assert message.status == PENDING and not smtp_server.inbox.received
+
+
+def test_workers_look_at_the_outbox_every_20_seconds() -> None:
+    """A dead worker's claims are free 30 s after its last heartbeat: an idle worker must look
+    often enough to take them over within a minute (croniter's sixth field is the seconds)."""
+    start = dt.datetime(2026, 11, 30, 16, 0, 5, tzinfo=dt.UTC)
+    schedule = croniter.croniter(SEND_OUTBOX.cron, start)
+    runs = [schedule.get_next(dt.datetime) for _ in range(4)]
+    assert [b - a for a, b in itertools.pairwise([start, *runs])][1:] == [
+        dt.timedelta(seconds=20)
+    ] * 3
+    assert dispatch.CLAIM_FOR + dt.timedelta(seconds=20) < dt.timedelta(seconds=60)

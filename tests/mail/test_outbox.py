@@ -14,11 +14,12 @@ from sqlalchemy import select, update
 
 from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
-from portal.mail import outbox
+from portal.mail import dispatch
+from portal.mail.dispatch import send_outbox
 from portal.mail.interfaces import OnResult, SendResult
 from portal.mail.messages import EmailContent
 from portal.mail.models import FAILED, PENDING, SENT, OutboxMessage
-from portal.mail.outbox import attach, enqueue, send_outbox
+from portal.mail.outbox import attach, enqueue
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
 from tests.mail.conftest import SmtpServer
@@ -239,7 +240,7 @@ async def test_several_batches_send_each_message_once_and_mark_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Small batches, so one run claims, sends and marks several while the next is prepared.
-    monkeypatch.setattr(outbox, "BATCH_SIZE", 3)
+    monkeypatch.setattr(dispatch, "BATCH_SIZE", 3)
     ids = await queue(db, mail_settings, acme, count=11)
     async with db.session(company_id=acme.id, write=True) as session:
         message = await session.get(OutboxMessage, ids[6])
@@ -288,7 +289,7 @@ async def test_what_the_server_accepted_is_marked_when_a_later_batch_fails(
     smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(outbox, "BATCH_SIZE", 3)
+    monkeypatch.setattr(dispatch, "BATCH_SIZE", 3)
     await queue(db, mail_settings, acme, count=8)
     with pytest.raises(RuntimeError):
         await send_outbox(db, mail_settings, FailsOnSecondBatch(mail_settings))

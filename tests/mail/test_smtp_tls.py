@@ -14,8 +14,9 @@ from starlette.datastructures import Secret
 
 from portal.accounts.models import Company
 from portal.db import Database
+from portal.mail.dispatch import send_outbox
 from portal.mail.models import PENDING, SENT, OutboxMessage
-from portal.mail.outbox import DispatchReport, send_outbox
+from portal.mail.recording import DispatchReport
 from portal.mail.smtp import SmtpSender
 from portal.settings import Settings, SmtpSettings
 from tests.mail.conftest import SmtpServer
