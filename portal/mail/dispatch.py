@@ -13,6 +13,7 @@ import secrets
 import socket
 from dataclasses import dataclass, fields
 from email.message import Message
+from typing import Any
 
 from sqlalchemy import exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -192,19 +193,23 @@ class _Dispatcher:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                async with self._lock, self.db.session(company_id=UNSCOPED, write=True) as s:
-                    await s.execute(
-                        update(OutboxMessage)
-                        .where(
-                            col(OutboxMessage.claimed_by) == self.me,
-                            col(OutboxMessage.status) == PENDING,
-                        )
-                        .values(claimed_until=utcnow() + CLAIM_FOR)
-                        .execution_options(synchronize_session=False)
-                    )
-                    await s.commit()
+                await self._update_own_claims(claimed_until=utcnow() + CLAIM_FOR)
             except Exception:
                 log.warning("outbox: could not renew the claims of %s", self.me, exc_info=True)
+
+    async def _update_own_claims(self, **values: Any) -> None:
+        """Set `values` on the messages this run claimed and has no result for yet."""
+        async with self._lock, self.db.session(company_id=UNSCOPED, write=True) as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    col(OutboxMessage.claimed_by) == self.me,
+                    col(OutboxMessage.status) == PENDING,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
 
     async def _others_hold_claims(self) -> float | None:
         """Seconds to wait before looking again while other dispatchers hold due messages
@@ -228,21 +233,9 @@ class _Dispatcher:
         """Let go of the claims this run holds without a result (never sent, or cut short), so
         another run sends them at once rather than after the claim runs out."""
         try:
-            async with self._lock, self.db.session(company_id=UNSCOPED, write=True) as session:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        col(OutboxMessage.claimed_by) == self.me,
-                        col(OutboxMessage.status) == PENDING,
-                    )
-                    .values(
-                        claimed_until=None,
-                        claimed_by=None,
-                        attempts=col(OutboxMessage.attempts) - 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                await session.commit()
+            await self._update_own_claims(
+                claimed_until=None, claimed_by=None, attempts=col(OutboxMessage.attempts) - 1
+            )
         except Exception:
             # They are free all the same once the claim runs out, the heartbeat stopped.
             log.warning("outbox: could not let go of the claims of %s", self.me, exc_info=True)
