@@ -240,6 +240,64 @@ async def test_when_a_worker_is_killed_mid_send_another_delivers_the_rest_within
     assert len(ids) == total and duplicates(smtp_server) <= CONNECTIONS
 
 
+async def test_when_a_worker_is_killed_mid_send_an_idle_one_delivers_the_rest_within_a_minute(
+    database: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """One worker sends, the other has nothing to do; the sender is killed (SIGKILL). No commit
+    wakes the idle one: its look every 20 seconds does, and it takes the dead worker's claims
+    once they run out (30 s after the last heartbeat)."""
+    postgres_only()
+    total = 240  # one batch (250): the sender claims it all, and the idle worker nothing
+    env = environment(database, tmp_path, smtp_server)
+    db = Database(database)
+    workers: list[PortalProcess] = []
+    try:
+        await queue_mail(db, database, smtp_server, total)
+        smtp_server.inbox.delay = 0.05  # about 3 s for the whole send over four connections
+        for name in ("sender", "idle"):
+            workers.append(start_portal(env, tmp_path, name, "worker", "--concurrency", "1"))
+        for worker in workers:
+            wait_for_log(worker, "Starting worker")
+        await defer_send(db, database)
+        await until(arrived(smtp_server, 20), 30, "the first messages")
+        claimers = await _claimers(db)
+        sender_process = workers[0] if _claimed_by_pid(claimers, workers[0]) else workers[1]
+        idle = workers[1] if sender_process is workers[0] else workers[0]
+        assert not _claimed_by_pid(claimers, idle), "both workers were sending"
+        sender_process.process.send_signal(signal.SIGKILL)
+        sender_process.process.wait()
+        killed = time.monotonic()
+        await until(lambda: _all_sent(db, total), 90, "the rest")
+        recovered = time.monotonic() - killed
+    finally:
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                worker.stop()
+        await db.dispose()
+    print(
+        f"\nSIGKILL of the sending worker, the other idle: the rest delivered {recovered:.1f} s"
+        f" later, {duplicates(smtp_server)} sent twice"
+    )
+    assert recovered < 60
+    ids = {str(m["Message-ID"]) for m in smtp_server.inbox.received}
+    assert len(ids) == total and duplicates(smtp_server) <= CONNECTIONS
+
+
+async def _claimers(db: Database) -> set[str]:
+    async with db.session(company_id=UNSCOPED) as session:
+        rows = await session.execute(
+            select(col(OutboxMessage.claimed_by))
+            .where(col(OutboxMessage.claimed_by).is_not(None))
+            .distinct()
+        )
+        return {str(claimer) for claimer in rows.scalars()}
+
+
+def _claimed_by_pid(claimers: set[str], worker: PortalProcess) -> bool:
+    """Whether `worker` holds claims: a claim names its dispatcher's host:pid:run."""
+    return any(claimer.rsplit(":", 2)[1] == str(worker.process.pid) for claimer in claimers)
+
+
 async def _holders(db: Database, count: int) -> bool:
     async with db.session(company_id=UNSCOPED) as session:
         holders = await session.execute(
