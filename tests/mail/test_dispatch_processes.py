@@ -212,25 +212,14 @@ async def test_when_a_worker_is_killed_mid_send_another_delivers_the_rest_within
     try:
         await queue_mail(db, database, smtp_server, total)
         smtp_server.inbox.delay = 0.03
-        for name in ("worker1", "worker2"):
-            workers.append(start_portal(env, tmp_path, name, "worker", "--concurrency", "1"))
-        for worker in workers:
-            wait_for_log(worker, "Starting worker")
+        workers += _start_workers(env, tmp_path, "worker1", "worker2")
         await defer_send(db, database)
         await until(lambda: _holders(db, 1), 30, "the first worker's claims")
         await defer_send(db, database)  # the first is busy: the other takes this one
         await until(lambda: _holders(db, 2), 30, "both workers' claims")
-        victim = workers[0]
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait()
-        killed = time.monotonic()
-        await until(lambda: _all_sent(db, total), 90, "the rest")
-        recovered = time.monotonic() - killed
+        recovered = await _kill_and_time_the_rest(db, workers[0], total)
     finally:
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.stop()
-        await db.dispose()
+        await _stop(workers, db)
     print(
         f"\nSIGKILL of one of two workers: the rest delivered {recovered:.1f} s later,"
         f" {duplicates(smtp_server)} sent twice"
@@ -254,26 +243,16 @@ async def test_when_a_worker_is_killed_mid_send_an_idle_one_delivers_the_rest_wi
     try:
         await queue_mail(db, database, smtp_server, total)
         smtp_server.inbox.delay = 0.05  # about 3 s for the whole send over four connections
-        for name in ("sender", "idle"):
-            workers.append(start_portal(env, tmp_path, name, "worker", "--concurrency", "1"))
-        for worker in workers:
-            wait_for_log(worker, "Starting worker")
+        workers += _start_workers(env, tmp_path, "sender", "idle")
         await defer_send(db, database)
         await until(arrived(smtp_server, 20), 30, "the first messages")
         claimers = await _claimers(db)
         sender_process = workers[0] if _claimed_by_pid(claimers, workers[0]) else workers[1]
         idle = workers[1] if sender_process is workers[0] else workers[0]
         assert not _claimed_by_pid(claimers, idle), "both workers were sending"
-        sender_process.process.send_signal(signal.SIGKILL)
-        sender_process.process.wait()
-        killed = time.monotonic()
-        await until(lambda: _all_sent(db, total), 90, "the rest")
-        recovered = time.monotonic() - killed
+        recovered = await _kill_and_time_the_rest(db, sender_process, total)
     finally:
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.stop()
-        await db.dispose()
+        await _stop(workers, db)
     print(
         f"\nSIGKILL of the sending worker, the other idle: the rest delivered {recovered:.1f} s"
         f" later, {duplicates(smtp_server)} sent twice"
@@ -283,11 +262,35 @@ async def test_when_a_worker_is_killed_mid_send_an_idle_one_delivers_the_rest_wi
     assert len(ids) == total and duplicates(smtp_server) <= CONNECTIONS
 
 
+def _start_workers(env: dict[str, str], tmp_path: Path, *names: str) -> list[PortalProcess]:
+    workers = [start_portal(env, tmp_path, name, "worker", "--concurrency", "1") for name in names]
+    for worker in workers:
+        wait_for_log(worker, "Starting worker")
+    return workers
+
+
+async def _kill_and_time_the_rest(db: Database, victim: PortalProcess, total: int) -> float:
+    """SIGKILL `victim`; how long until every message is sent."""
+    victim.process.send_signal(signal.SIGKILL)
+    victim.process.wait()
+    killed = time.monotonic()
+    await until(lambda: _all_sent(db, total), 90, "the rest")
+    return time.monotonic() - killed
+
+
+async def _stop(workers: list[PortalProcess], db: Database) -> None:
+    for worker in workers:
+        with contextlib.suppress(Exception):
+            worker.stop()
+    await db.dispose()
+
+
 async def _claimers(db: Database) -> set[str]:
+    """The dispatchers that hold claims on messages not yet sent."""
     async with db.session(company_id=UNSCOPED) as session:
         rows = await session.execute(
             select(col(OutboxMessage.claimed_by))
-            .where(col(OutboxMessage.claimed_by).is_not(None))
+            .where(col(OutboxMessage.status) == PENDING, col(OutboxMessage.claimed_by).is_not(None))
             .distinct()
         )
         return {str(claimer) for claimer in rows.scalars()}
@@ -299,14 +302,7 @@ def _claimed_by_pid(claimers: set[str], worker: PortalProcess) -> bool:
 
 
 async def _holders(db: Database, count: int) -> bool:
-    async with db.session(company_id=UNSCOPED) as session:
-        holders = await session.execute(
-            select(func.count(func.distinct(col(OutboxMessage.claimed_by)))).where(
-                col(OutboxMessage.status) == PENDING,
-                col(OutboxMessage.claimed_by).is_not(None),
-            )
-        )
-        return int(holders.scalar_one()) >= count
+    return len(await _claimers(db)) >= count
 
 
 async def _all_sent(db: Database, total: int) -> bool:
