@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import features, jobs, migrate, timezones
 from portal.accounts.models import User
-from portal.db import Database, database_unavailable
+from portal.db import Database, database_unavailable, set_clock_file
 from portal.health.routes import PROBE_PATHS
 from portal.htmx import is_htmx
 from portal.jobs.schema import apply_procrastinate_schema
@@ -202,6 +202,7 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     """The portal as an ASGI app, built from `settings` (tests pass their own)."""
+    set_clock_file(settings.test_clock_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ from portal.accounts import services
 from portal.accounts.demo import DEMO_PASSWORD, PEOPLE, ensure_demo_company
 from portal.accounts.forms import clean_person
 from portal.accounts.models import ADMIN, MEMBER, Company
-from portal.db import UNSCOPED, Database
+from portal.db import UNSCOPED, Database, set_clock_file
 from portal.forms import FormErrors
 from portal.jobs.schema import apply_procrastinate_schema
 from portal.logs import TEXT_FORMAT, configure_logging
@@ -45,6 +45,7 @@ def _worker(settings: Settings, concurrency: int) -> None:
     if concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
     configure_logging(settings.log_level, settings.log_format)
+    set_clock_file(settings.test_clock_file)
     if settings.jobs_runner != "worker":
         logging.getLogger(__name__).warning(
             "PORTAL_JOBS=in-process: web processes run the jobs too; this worker adds to them"

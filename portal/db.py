@@ -65,8 +65,33 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, PoolTimeout)
 
 
+# A file holding seconds to add to the clock, or None for real time: browser tests move a served
+# portal's clock with it (a Join button goes live 15 minutes before a meeting) without waiting.
+_clock_file: Path | None = None
+_clock_offset: tuple[int, dt.timedelta] = (0, dt.timedelta())
+
+
+def set_clock_file(path: Path | None) -> None:
+    """Read the clock's offset from `path` from now on (PORTAL_TEST_CLOCK_FILE); None: real time."""
+    global _clock_file
+    _clock_file = path
+
+
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    return now if _clock_file is None else now + _offset(_clock_file)
+
+
+def _offset(path: Path) -> dt.timedelta:
+    """The file's offset, read again only when the file changed."""
+    global _clock_offset
+    try:
+        changed = path.stat().st_mtime_ns
+        if changed != _clock_offset[0]:
+            _clock_offset = (changed, dt.timedelta(seconds=float(path.read_text() or 0)))
+    except (OSError, ValueError):
+        return dt.timedelta()
+    return _clock_offset[1]
 
 
 TENANT_TABLES: list[type[Any]] = []

@@ -64,6 +64,8 @@ class Settings:
     # are handed over in memory and so reach only the streams of the process that raised them.
     web_workers: int = 1
     templates_dir: Path = PROJECT_ROOT / "templates"
+    # Tests only: a file of seconds added to the clock (see portal.db.set_clock_file).
+    test_clock_file: Path | None = None
     static_dir: Path = PROJECT_ROOT / "static"
 
     @property
@@ -120,6 +122,9 @@ class Settings:
             log_level=_choice(env, "PORTAL_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             web_workers=_positive(env, "WEB_CONCURRENCY", 1 if embedded else 2),
             log_format=_choice(env, "PORTAL_LOG_FORMAT", ("text", "json"), "text").lower(),
+            test_clock_file=Path(env["PORTAL_TEST_CLOCK_FILE"])
+            if env.get("PORTAL_TEST_CLOCK_FILE")
+            else None,
         )
 
 
