@@ -4,6 +4,7 @@ line for each batch the outbox sends and each job run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -106,7 +107,10 @@ async def test_portal_worker_logs_each_job_run(tmp_path: Path, log_format: str) 
             await asyncio.to_thread(wait_for_log, worker, "Starting worker")
             connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
             async with procrastinate_app(connector, features.jobs()).open_async() as app:
-                await app.configure_task("send_outbox").defer_async()
+                # The worker's own first run may still be queued under the job's lock: then that
+                # run is the one logged.
+                with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                    await app.configure_task("send_outbox").defer_async()
             await asyncio.to_thread(wait_for_log, worker, "job send_outbox ran in")
         finally:
             assert worker.stop() == 0

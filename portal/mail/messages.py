@@ -103,7 +103,10 @@ def build_mime(
     if message.reply_to:
         mime["Reply-To"] = message.reply_to
     subject = header_safe(message.subject)
-    mime["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    # Named, so that folding counts "Subject: " on the first line and starts no line empty.
+    mime["Subject"] = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
+    )
     return mime
 
 

@@ -321,3 +321,23 @@ async def test_header_injection_is_refused(
     (mail,) = smtp_server.inbox.received
     assert mail["Bcc"] is None
     assert "\n" not in str(mail["To"]) and "=?" not in str(mail["Subject"])
+
+
+async def test_a_long_subject_beyond_ascii_arrives_as_it_was_written(
+    db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
+) -> None:
+    subject = "Updated invitation: Quarterly planning with the whole team @ Tue 1 Dec 2026 14:00–15:30 (Europe/Berlin)"
+    async with db.session(company_id=acme.id, write=True) as session:
+        enqueue(
+            session,
+            mail_settings,
+            company_id=acme.id or 0,
+            to_address="a@acme.example",
+            to_name="A",
+            content=EmailContent(subject=subject, text="t", html="h"),
+            template="test",
+        )
+        await session.commit()
+    await send_outbox(db, mail_settings, sender(mail_settings))
+    (mail,) = smtp_server.inbox.received
+    assert mail["Subject"] == subject
