@@ -259,10 +259,12 @@ def main() -> None:
             pages = [page for page in pages if page.name in args.pages.split(",")]
             sizes = {page.name: response_size(portal_url, page) for page in pages}
             baseline_env = env | {"BENCH_DATABASE": str(database), "BENCH_SIZES": json.dumps(sizes)}
+            # As bench.pages from the project's root: bench/ itself on the path would put
+            # bench/calendar.py in the standard library's place.
             baseline_command = [
-                *uvicorn_command("pages:baseline_app", baseline_port, args.workers),
-                "--factory", "--app-dir", str(ROOT / "bench"),
-            ]  # fmt: skip
+                *uvicorn_command("bench.pages:baseline_app", baseline_port, args.workers),
+                "--factory",
+            ]
             print(
                 f"{args.people} people; person {user_id}; search {SEARCH!r}; wrk -t{args.threads} "
                 f"-c{args.connections} -d{args.seconds}s; uvicorn --workers {args.workers} "

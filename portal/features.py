@@ -19,6 +19,7 @@ FEATURES = (
     "accounts",
     "directory",
     "meetings",
+    "calendar",
     "notifications",
     "setup",
     "mail",

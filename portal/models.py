@@ -16,11 +16,10 @@ from portal.notifications.models import Notification
 __all__ = [
     "CalendarEvent",
     "CalendarFeed",
+    "Company",
     "EventJoin",
     "EventParticipant",
     "EventReminder",
-    "ReminderDelivery",
-    "Company",
     "LoginThrottle",
     "Meeting",
     "MeetingInvitee",
@@ -28,5 +27,6 @@ __all__ = [
     "Notification",
     "OutboxAttachment",
     "OutboxMessage",
+    "ReminderDelivery",
     "User",
 ]

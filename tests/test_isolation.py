@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from starlette.routing import Mount, Route
 
 from portal import features
 from portal.accounts.models import Company, User
 from portal.app import named_routes
-from portal.db import Database
+from portal.calendar.models import CalendarEvent
+from portal.db import Database, utcnow
 from portal.mail.messages import EmailContent
 from portal.mail.outbox import enqueue
 from portal.notifications.services import notify, unread_count
@@ -36,8 +39,15 @@ async def test_every_route_answers_404_to_another_companys_ids(
         notice = await notify(
             session, recipient=victim, actor=None, kind="test", text="victim secret", url="/people"
         )
+        event = _event_of(victim)
+        session.add(event)
         await session.commit()
-    ids = {"user_id": victim.id, "message_id": mail.id, "notification_id": notice.id}
+    ids = {
+        "user_id": victim.id,
+        "message_id": mail.id,
+        "notification_id": notice.id,
+        "event_id": event.id,
+    }
     walked = 0
     for prefix, route in named_routes(features.routes()):
         # Every route is a Route once mounts are walked: a named mount would hide its routes.
@@ -60,12 +70,31 @@ async def test_every_route_answers_404_to_another_companys_ids(
             assert response.status_code == 404, (method, path, response.status_code)
             assert "victim" not in response.text.lower()
             walked += 1
-    assert walked >= 11
+    assert walked >= 17
     async with db.session(company_id=globex.id) as session:
         stored = await session.get(User, victim.id)
     assert stored is not None and stored.active and stored.display_name != "Hacked"
     async with db.session(company_id=globex.id) as session:
         assert await unread_count(session, victim) == 1
+        kept = await session.get(CalendarEvent, event.id)
+    assert kept is not None and kept.title == "victim secret" and kept.cancelled_at is None
+
+
+def _event_of(organizer: User) -> CalendarEvent:
+    """A meeting in the organizer's room, tomorrow: what every calendar route is tried on."""
+    start = utcnow().replace(microsecond=0) + dt.timedelta(days=1)
+    return CalendarEvent(
+        company_id=organizer.company_id,
+        organizer_id=organizer.id or 0,
+        uid="victim-event@globex.example",
+        title="victim secret",
+        time_zone="UTC",
+        starts_at=start,
+        ends_at=start + dt.timedelta(hours=1),
+        last_ends_at=start + dt.timedelta(hours=1),
+        uses_room=True,
+        room_url="https://meet.jit.si/portal-victim",
+    )
 
 
 async def test_lists_and_search_show_only_the_viewers_company(

@@ -20,6 +20,8 @@ from portal import features
 from portal.accounts.models import Company, User
 from portal.accounts.tokens import make_set_password_token
 from portal.app import named_routes
+from portal.calendar.models import ACCEPTED, CalendarEvent, CalendarFeed, EventParticipant
+from portal.calendar.replies import reply_token
 from portal.db import UNSCOPED, Database, metadata
 from portal.directory.services import search_people
 from portal.mail.models import OutboxMessage
@@ -181,6 +183,16 @@ QUERY_FIELDS: dict[str, tuple[str, ...]] = {
     "setup.outbox_message": (),
     "setup.outbox_message_html": (),
     "health.live": (),
+    "calendar.home": ("view", "date"),
+    "calendar.new": ("date", "with"),
+    "calendar.availability": ("date", "time_zone", "participant", "participant"),
+    "calendar.event": ("occurrence",),
+    "calendar.edit": ("occurrence", "scope"),
+    "calendar.reply_link": (),
+    "calendar.start": ("occurrence",),
+    "calendar.join": (),
+    "calendar.feed_settings": (),
+    "calendar.feed": (),
 }
 PERSON_FIELDS = ("display_name", "email", "title", "department", "phone", "time_zone", "role")
 FORM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -200,6 +212,29 @@ FORM_FIELDS: dict[str, tuple[str, ...]] = {
     "setup.user_reactivate": (),
     "setup.user_resend": (),
     "setup.outbox_retry": (),
+    "calendar.create": (
+        "title",
+        "start_date",
+        "start_time",
+        "end_time",
+        "time_zone",
+        "invitee",
+        "emails",
+        "repeat",
+    ),
+    "calendar.update": (
+        "occurrence",
+        "scope",
+        "start_date",
+        "start_time",
+        "end_time",
+        "time_zone",
+        "invitee",
+    ),
+    "calendar.cancel": ("occurrence",),
+    "calendar.reply": ("answer", "occurrence"),
+    "calendar.reply_link_answer": ("answer",),
+    "calendar.feed_reset": (),
 }
 # The live stream never ends; it reads nothing from the request but the session. The readiness
 # probe reads nothing from the request and answers 503, rightly, on the PostgreSQL pass, whose
@@ -261,14 +296,43 @@ async def world(
         {"invitee": str(member.id), "emails": "guest@example.org", "request_key": "walk-1234"},
     )
     assert started.status_code == 200, started.text
+    scheduled = await host.post(
+        "/calendar/events",
+        {
+            "title": "Walk review",
+            "start_date": "2030-01-07",
+            "start_time": "09:00",
+            "end_time": "10:00",
+            "time_zone": "Europe/Berlin",
+            "invitee": str(member.id),
+            "emails": "guest@example.org",
+            "repeat": "weekly",
+            "weekdays": "MO",
+            "ends": "after",
+            "count": "4",
+            "uses_room": "on",
+            "request_key": "walk-event-1234",
+        },
+    )
+    assert scheduled.status_code == 303, scheduled.text
+    assert (await host.get("/calendar/feed")).status_code == 200
     viewer = admin if request.param == "admin" else member
     await client.sign_in(viewer.email)
     async with db.session(company_id=UNSCOPED) as session:
         notices = (await session.execute(select(Notification.id))).scalars().all()
         messages = (await session.execute(select(OutboxMessage.id))).scalars().all()
         joins = (await session.execute(select(MeetingInvitee.join_token))).scalars().all()
+        events = (await session.execute(select(CalendarEvent))).scalars().all()
+        participants = (await session.execute(select(EventParticipant))).scalars().all()
+        feeds = (await session.execute(select(CalendarFeed.token))).scalars().all()
     secret = str(settings.secret_key)
-    tokens = [*joins, *(make_set_password_token(secret, user) for user in (admin, member))]
+    tokens = [
+        *joins,
+        *(make_set_password_token(secret, user) for user in (admin, member)),
+        *(participant.join_token for participant in participants),
+        *(reply_token(settings, participant, events[0], ACCEPTED) for participant in participants),
+        *feeds,
+    ]
     users = [str(user.id) for user in (admin, member, outsider)]
     return World(
         client=client,
@@ -278,6 +342,7 @@ async def world(
             "notification_id": [str(number) for number in notices],
             "message_id": [str(number) for number in messages],
             "token": tokens,
+            "event_id": [str(event.id) for event in events],
         },
         plausible=[
             *users,

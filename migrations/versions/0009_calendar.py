@@ -57,6 +57,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_calendar_event_organizer_until", ["organizer_id", "last_ends_at"], unique=False
         )
+        batch_op.create_index("ix_calendar_event_until", ["last_ends_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_calendar_event_series_id"), ["series_id"], unique=False
         )
@@ -156,6 +157,7 @@ def downgrade() -> None:
     with op.batch_alter_table("calendar_event", schema=None) as batch_op:
         batch_op.drop_index("ix_calendar_event_uid")
         batch_op.drop_index(batch_op.f("ix_calendar_event_series_id"))
+        batch_op.drop_index("ix_calendar_event_until")
         batch_op.drop_index("ix_calendar_event_organizer_until")
 
     op.drop_table("calendar_event")

@@ -39,6 +39,8 @@ class CalendarEvent(TenantScoped, SQLModel, table=True):
     __table_args__ = (
         # A person's calendar: the series they organize that are not over by a given time.
         Index("ix_calendar_event_organizer_until", "organizer_id", "last_ends_at"),
+        # The reminders job, every minute, across companies: the series not over yet.
+        Index("ix_calendar_event_until", "last_ends_at"),
         Index("ix_calendar_event_uid", "uid"),
         # One exception per occurrence of a series.
         UniqueConstraint("series_id", "recurrence_id", name="uq_calendar_event_occurrence"),

@@ -9,6 +9,9 @@ naive. Every series is bounded (MAX_OCCURRENCES, MAX_SPAN), so expanding one alw
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +22,10 @@ from portal.timezones import zone
 
 MAX_OCCURRENCES = 500
 MAX_SPAN = dt.timedelta(days=731)
+# An occurrence key is a UTC epoch second in ASCII digits (int() would also take "٣", " 3" or
+# "+3": other URLs for one occurrence); events live between 1970 and 2999.
+_KEY = re.compile(r"[0-9]{1,11}")
+_LAST_KEY = int(dt.datetime(3000, 1, 1, tzinfo=dt.UTC).timestamp())
 
 
 class BadRecurrence(ValueError):
@@ -45,7 +52,19 @@ class Occurrence:
     @property
     def key(self) -> str:
         """What names this occurrence in a URL: the original start, as UTC seconds."""
-        return str(int((self.recurrence_id or self.start).timestamp()))
+        return occurrence_key(self.recurrence_id or self.start)
+
+
+def occurrence_key(original_start: dt.datetime) -> str:
+    """The key of the occurrence whose original start is `original_start`."""
+    return str(int(original_start.timestamp()))
+
+
+def parse_key(raw: str) -> dt.datetime | None:
+    """The original start an occurrence key (`Occurrence.key`) names; None if it names none."""
+    if not _KEY.fullmatch(raw) or int(raw) >= _LAST_KEY:
+        return None
+    return dt.datetime.fromtimestamp(int(raw), dt.UTC)
 
 
 def wall_clock(moment: dt.datetime, time_zone: str) -> dt.datetime:
@@ -90,20 +109,6 @@ def series_starts(event: CalendarEvent, limit: int = MAX_OCCURRENCES + 1) -> lis
     return starts
 
 
-def _starts_between(
-    event: CalendarEvent, after: dt.datetime, before: dt.datetime
-) -> list[dt.datetime]:
-    """The series' starts (UTC) in [after, before): its stored rule is always bounded."""
-    rule = _rule(event)
-    if event.all_day:
-        bounds = (wall_clock(after, event.time_zone), wall_clock(before, event.time_zone))
-    else:
-        tz = zone(event.time_zone)
-        bounds = (after.astimezone(tz), before.astimezone(tz))
-    starts = (_to_utc(local, event) for local in rule.between(*bounds, inc=True))
-    return [start for start in starts if after <= start < before]
-
-
 def last_end(event: CalendarEvent) -> dt.datetime:
     """When the series' last occurrence ends; BadRecurrence when it has none."""
     starts = series_starts(event, MAX_OCCURRENCES)
@@ -112,13 +117,43 @@ def last_end(event: CalendarEvent) -> dt.datetime:
     return _occurrence_end(event, starts[-1])
 
 
-def _occurrence_end(event: CalendarEvent, start: dt.datetime) -> dt.datetime:
+def _occurrence_end(
+    event: CalendarEvent, start: dt.datetime, duration: dt.timedelta | None = None
+) -> dt.datetime:
+    """When the occurrence starting at `start` ends: as long on the wall clock as the first."""
     if not event.rrule or start == event.starts_at:
         return event.ends_at + (start - event.starts_at)
     local = start.astimezone(zone(event.time_zone))
+    duration = _wall_duration(event) if duration is None else duration
     if event.all_day:
-        return _to_utc(local.replace(tzinfo=None) + _wall_duration(event), event)
-    return (local + _wall_duration(event)).astimezone(dt.UTC)
+        return _to_utc(local.replace(tzinfo=None) + duration, event)
+    return (local + duration).astimezone(dt.UTC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expanded(
+    rrule: str, starts_at: dt.datetime, ends_at: dt.datetime, time_zone: str, all_day: bool
+) -> tuple[tuple[dt.datetime, ...], tuple[dt.datetime, ...]]:
+    """A series' starts and ends (UTC), expanded once per version of what defines them.
+
+    Reading an RRULE and walking it costs about 0.2 ms a series, on every calendar page, for
+    every series on it; a series is at most MAX_OCCURRENCES long, so keeping it costs little.
+    """
+    event = CalendarEvent(
+        company_id=0,
+        organizer_id=0,
+        uid="",
+        title="",
+        rrule=rrule,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        last_ends_at=ends_at,
+        time_zone=time_zone,
+        all_day=all_day,
+    )
+    starts = tuple(series_starts(event, MAX_OCCURRENCES))
+    duration = _wall_duration(event)
+    return starts, tuple(_occurrence_end(event, start, duration) for start in starts)
 
 
 def occurrences(
@@ -140,12 +175,13 @@ def occurrences(
         return []
     changed = {e.recurrence_id: e for e in exceptions if e.recurrence_id is not None}
     found: list[Occurrence] = []
+    starts, ends = _expanded(
+        series.rrule, series.starts_at, series.ends_at, series.time_zone, series.all_day
+    )
     earliest = window_start - (series.ends_at - series.starts_at) - dt.timedelta(days=1)
-    for start in _starts_between(series, earliest, window_end):
-        if start in changed:
-            continue
-        end = _occurrence_end(series, start)
-        if end > window_start:
+    for index in range(bisect_left(starts, earliest), bisect_left(starts, window_end)):
+        start, end = starts[index], ends[index]
+        if start not in changed and end > window_start:
             found.append(Occurrence(series, series, start, end, start))
     for recurrence_id, exception in changed.items():
         if (

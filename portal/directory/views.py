@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,7 +15,7 @@ from portal.forms import parse_id, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings.services import may_invite, new_request_key
 from portal.pagination import page_number
-from portal.web import db_session, lean_page, login_required, redirect
+from portal.web import database_of, db_session, lean_page, login_required, redirect
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
@@ -67,13 +69,24 @@ def _colleague_or_404(person: Person | None) -> Person:
     return person
 
 
+async def _meeting_status(
+    request: Request, viewer: Person, person: Person, now: dt.datetime
+) -> str:
+    """The person's "In a meeting until 15:00" on the viewer's clock, or "" when free."""
+    reader = database_of(request).reader(company_id=viewer.company_id)
+    until = await services.busy_until(reader, person.id, now)
+    return services.meeting_status(until, viewer.time_zone, now)
+
+
 @lean_page(_viewer_and_person)
 async def profile(request: Request, viewer: Person, person: Person | None) -> Response:
     person = _colleague_or_404(person)
-    local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
+    now = utcnow()
+    local = services.local_time(person.time_zone, viewer.time_zone, now)
     context = {
         "person": person,
         "local": local,
+        "busy": await _meeting_status(request, viewer, person, now),
         "can_invite": may_invite(viewer, person),
         # One Send, one meeting; a cached hover card has none: the browser makes one per card.
         "request_key": new_request_key(),
@@ -88,8 +101,13 @@ async def card(request: Request, viewer: Person, person: Person | None) -> Respo
         # The card is a glimpse of the profile: opened on its own, the profile is what one wants.
         response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
     else:
-        local = services.local_time(person.time_zone, viewer.time_zone, utcnow())
-        context = {"person": person, "local": local, "can_invite": may_invite(viewer, person)}
+        now = utcnow()
+        context = {
+            "person": person,
+            "local": services.local_time(person.time_zone, viewer.time_zone, now),
+            "busy": await _meeting_status(request, viewer, person, now),
+            "can_invite": may_invite(viewer, person),
+        }
         response = render(request, "directory/card.html", context)
         response.headers["cache-control"] = CARD_CACHE_CONTROL
     response.headers["vary"] = "HX-Request"

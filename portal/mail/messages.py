@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
-from email.utils import formataddr, formatdate, quote
+from email.utils import formataddr, formatdate
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,11 @@ def build_mime(
     files: list[Message] = []
     if message.calendar_ics:
         ics = _base64(message.calendar_ics.encode())
-        method = quote(header_safe(message.calendar_method or "REQUEST"))
-        alternatives.append(_part(f'text/calendar; charset="utf-8"; method="{method}"', ics))
+        # iTIP's methods are bare tokens; the order and spelling are the ones RFC 6047 shows.
+        method = message.calendar_method or "REQUEST"
+        if not (method.isascii() and method.isalpha()):
+            raise ValueError(f"not an iTIP method: {method!r}")
+        alternatives.append(_part(f"text/calendar; method={method}; charset=UTF-8", ics))
         files.append(_file(ics, "application/ics", "invite.ics"))
     files += [_file(_base64(a.data), a.content_type, a.filename) for a in attachments]
     mime: Message = MIMEMultipart("alternative", _subparts=alternatives)

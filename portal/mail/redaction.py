@@ -17,6 +17,10 @@ _SECRET_LINKS: dict[str, str] = {}
 _LINK_TAIL = r"[A-Za-z0-9_.~%=-]+"
 # Whatever comes before the path in the same URL: a scheme, a host, a base path.
 _URL_START = r"(?:[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]*?)?"
+# An iCalendar object (a calendar invitation's text/calendar part), and its line folds
+# (RFC 5545 3.1: a line break followed by one space or tab continues the line).
+_CALENDAR = re.compile(r"\ufeff?\s*BEGIN:VCALENDAR\r?\n", re.IGNORECASE)
+_FOLD = re.compile(r"\r?\n[ \t]")
 
 
 def declare_secret_link(path_prefix: str, purpose: str) -> None:
@@ -43,8 +47,11 @@ def _pattern() -> re.Pattern[str] | None:
 
 
 def hide_secret_links(text: str) -> str:
-    """`text` with every secret link replaced by a note of what it was for."""
+    """`text` with every secret link replaced by a note of what it was for. iCalendar text
+    comes back unfolded: a line folded at 75 octets may split a link anywhere."""
     pattern = _pattern()
     if pattern is None or not text:
         return text
+    if _CALENDAR.match(text):
+        text = _FOLD.sub("", text)
     return pattern.sub(lambda found: f"[link to {_SECRET_LINKS[found.group(1)]}: hidden]", text)

@@ -13,11 +13,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from portal.accounts.forms import InvalidEmail, normalize_email
 from portal.accounts.models import Company, User
 from portal.conferencing.services import resolve_room
 from portal.db import utcnow
-from portal.forms import FormErrors, parse_id, parse_ids
+from portal.directory.people import (
+    addresses,
+    colleagues_by_email,
+    deactivated_refusal,
+    people,
+    person_ids,
+)
+from portal.forms import FormErrors
 from portal.mail.messages import render_email
 from portal.mail.outbox import enqueue
 from portal.mail.redaction import declare_secret_link
@@ -46,12 +52,7 @@ JOIN_REPEAT_WINDOW = dt.timedelta(minutes=1)
 JOIN_PATH = "/join/"
 declare_secret_link(JOIN_PATH, "join the meeting")
 
-_REQUEST_KEY = re.compile(rf"[A-Za-z0-9_-]{{8,{REQUEST_KEY_MAX}}}")
-_ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
-
-
-class UnknownPerson(LookupError):
-    """An invitee id that is not a person of the host's company."""
+_REQUEST_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass
@@ -80,7 +81,13 @@ class _Guest:
 
 
 def new_request_key() -> str:
+    """A new key for a form, so that the same Send (or Save) arriving twice acts once."""
     return secrets.token_urlsafe(16)
+
+
+def is_request_key(key: str, max_length: int) -> bool:
+    """Whether `key` could be one new_request_key made, and fits a column of `max_length`."""
+    return 8 <= len(key) <= max_length and _REQUEST_KEY.fullmatch(key) is not None
 
 
 class Someone(Protocol):
@@ -111,7 +118,7 @@ async def start_meeting(
     in both cases nothing is written. Adds and flushes; the caller commits.
     """
     key = request.request_key.strip()
-    if not _REQUEST_KEY.fullmatch(key):
+    if not is_request_key(key, REQUEST_KEY_MAX):
         raise FormErrors({"form": "This form has expired. Reload the page and send again."})
     existing = await _meeting_for_key(session, host, key)
     if existing is not None:
@@ -204,27 +211,23 @@ async def _invitees(
 ) -> tuple[list[_Guest], list[str]]:
     """The distinct people to invite, checked; notes say what was left out and why."""
     notes: list[str] = []
-    ids = _person_ids(request.invitee_ids)
-    addresses = _addresses(request.emails)
-    if host.id in ids or host.email in addresses:
+    ids = person_ids(request.invitee_ids)
+    typed = addresses(request.emails)
+    if host.id in ids or host.email in typed:
         notes.append("You are the host, so you were not invited to your own room.")
     ids = [person_id for person_id in ids if person_id != host.id]
-    people = await _people(session, ids)
-    known = {person.email for person in people} | {host.email}
-    colleagues = await _colleagues_by_email(session, [a for a in addresses if a not in known])
+    picked = await people(session, ids)
+    known = {person.email for person in picked} | {host.email}
+    colleagues = await colleagues_by_email(session, [a for a in typed if a not in known])
     # The host is left out above with a note; anyone else refused here is deactivated, whether
     # picked by name or typed as an address.
-    refused = [
-        person.display_name
-        for person in [*people, *colleagues.values()]
-        if not may_invite(host, person)
-    ]
+    refused = deactivated_refusal(
+        person for person in [*picked, *colleagues.values()] if not may_invite(host, person)
+    )
     if refused:
-        raise FormErrors(
-            {"invitees": f"{', '.join(refused)} can no longer be invited (deactivated)."}
-        )
-    guests = [_Guest(person.email, person) for person in people]
-    for address in addresses:
+        raise FormErrors({"invitees": refused})
+    guests = [_Guest(person.email, person) for person in picked]
+    for address in typed:
         if address in known:
             continue
         known.add(address)
@@ -239,54 +242,6 @@ async def _invitees(
             }
         )
     return guests, notes
-
-
-def _person_ids(raw_ids: list[str]) -> list[int]:
-    """The picked people's ids, each once; a value that cannot be an id names nobody here."""
-    values = [raw.strip() for raw in raw_ids if raw.strip()]
-    for raw in values:
-        if parse_id(raw) is None:
-            raise UnknownPerson(raw)
-    return parse_ids(values)
-
-
-def _addresses(text: str) -> list[str]:
-    """Guests' addresses, normalised; a malformed one refuses the whole Send."""
-    addresses: list[str] = []
-    for raw in _ADDRESS_SEPARATORS.split(text.strip()):
-        if not raw:
-            continue
-        try:
-            address = normalize_email(raw)
-        except InvalidEmail as error:
-            raise FormErrors({"emails": str(error)}) from error
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-async def _people(session: AsyncSession, ids: list[int]) -> list[User]:
-    """The colleagues with these ids, in the order given; any other id is unknown."""
-    if not ids:
-        return []
-    rows = await session.execute(select(User).where(col(User.id).in_(ids)))
-    found = {user.id: user for user in rows.scalars()}
-    missing = [person_id for person_id in ids if person_id not in found]
-    if missing:
-        raise UnknownPerson(str(missing[0]))
-    return [found[person_id] for person_id in ids]
-
-
-async def _colleagues_by_email(session: AsyncSession, addresses: list[str]) -> dict[str, User]:
-    """The people of the company these typed addresses belong to, active or not.
-
-    A colleague's address invites that colleague, and a deactivated one's is refused as
-    picking them by name is: it is no guest's.
-    """
-    if not addresses:
-        return {}
-    rows = await session.execute(select(User).where(col(User.email).in_(addresses)))
-    return {user.email: user for user in rows.scalars()}
 
 
 def _invite(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.accounts.models import User
 from portal.db import UNSCOPED
+from portal.directory.people import UnknownPerson, picked_people
 from portal.directory.services import LISTED_COLUMNS, search_people
 from portal.forms import FormErrors, parse_id, parse_ids, search_text
 from portal.htmx import is_htmx, render
@@ -83,7 +82,7 @@ async def start(request: Request) -> Response:
             viewer(request),
             meet_now,
         )
-    except services.UnknownPerson:
+    except UnknownPerson:
         raise HTTPException(404, "One of the people you picked is not in your company.") from None
     except FormErrors as error:
         if fields.get("one_click") and is_htmx(request):
@@ -93,7 +92,7 @@ async def start(request: Request) -> Response:
                 {"message": " ".join(error.errors.values())},
                 422,
             )
-        chosen = await _chosen(request, invitee_ids)
+        chosen = await picked_people(db_session(request), invitee_ids)
         return _form(
             request,
             chosen=chosen,
@@ -131,16 +130,6 @@ def _toast(
     response.headers["HX-Retarget"] = "#toasts"
     response.headers["HX-Reswap"] = "beforeend"
     return response
-
-
-async def _chosen(request: Request, raw_ids: list[str]) -> list[User]:
-    """The people picked before the form was refused, so the host needn't pick them again."""
-    ids = parse_ids(raw_ids)
-    if not ids:
-        return []
-    rows = await db_session(request).execute(select(User).where(col(User.id).in_(ids)))
-    found = {user.id: user for user in rows.scalars()}
-    return [found[i] for i in ids if i in found]
 
 
 @login_required

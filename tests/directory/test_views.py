@@ -177,7 +177,7 @@ async def test_profile_and_card_are_not_found_for_anyone_but_an_active_colleague
         for headers in ({}, HTMX):
             response = await viewer_client.get(f"/people/{user_id}{suffix}", headers=headers)
             assert response.status_code == 404, (user_id, headers)
-            assert "Eve" not in response.text and "Gone" not in response.text
+            assert "Eve Outsider" not in response.text and "Gone" not in response.text
             assert "cache-control" not in response.headers
 
 

@@ -326,7 +326,10 @@ async def test_header_injection_is_refused(
 async def test_a_long_subject_beyond_ascii_arrives_as_it_was_written(
     db: Database, mail_settings: Settings, acme: Company, smtp_server: SmtpServer
 ) -> None:
-    subject = "Updated invitation: Quarterly planning with the whole team @ Tue 1 Dec 2026 14:00–15:30 (Europe/Berlin)"
+    subject = (
+        "Updated invitation: Quarterly planning with the whole team"
+        " @ Tue 1 Dec 2026 14:00–15:30 (Europe/Berlin)"
+    )
     async with db.session(company_id=acme.id, write=True) as session:
         enqueue(
             session,

@@ -13,6 +13,7 @@ from portal.accounts.models import Company, User
 from portal.accounts.services import FormErrors
 from portal.conferencing.services import resolve_room
 from portal.db import UNSCOPED, Database
+from portal.directory.people import UnknownPerson
 from portal.mail.models import OutboxMessage
 from portal.meetings import services
 from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
@@ -189,7 +190,7 @@ async def test_someone_of_another_company_is_unknown_and_nothing_is_sent(
     stranger = await make_user(db, globex, "hank@globex.example")
     # "٣" is a digit to str.isdigit() and int(), but no id is made of it.
     for raw in (stranger.id, "x", 2**40, "٣"):
-        with pytest.raises(services.UnknownPerson):
+        with pytest.raises(UnknownPerson):
             await start(db, settings, admin, ids=[raw])
     assert await count(db, OutboxMessage, UNSCOPED) == 0
 
