@@ -232,10 +232,27 @@ class CompanyQuery:
             )
         self.statement: Select[Any] = statement
         # Compiled once: SQLAlchemy's cache key alone costs more than a primary-key lookup.
-        compiled = statement.compile(dialect=sqlite_dialect.dialect())
+        dialect = sqlite_dialect.dialect()
+        compiled = statement.compile(dialect=dialect)
         self.sqlite_sql = str(compiled)
         self.sqlite_params = tuple(compiled.positiontup or ())
         self.keys = tuple(statement.selected_columns.keys())
+        # What the engine would do to values on their way in and out (a UTCDateTime is text in
+        # SQLite), for the sqlite3 path: only the processors there are, looked up once.
+        binds = (
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.sqlite_params
+        )
+        self.sqlite_binds = tuple(
+            (index, process) for index, process in enumerate(binds) if process is not None
+        )
+        results = (
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in statement.selected_columns
+        )
+        self.sqlite_results = tuple(
+            (key, process) for key, process in zip(self.keys, results, strict=True) if process
+        )
 
 
 class CompanyReader:
@@ -261,9 +278,15 @@ class CompanyReader:
         params[COMPANY_PARAM] = self.company_id
         connection = self._db.lean_sqlite_connection()
         if connection is not None:
-            values = tuple(params[name] for name in query.sqlite_params)
+            values = [params[name] for name in query.sqlite_params]
+            for index, process in query.sqlite_binds:
+                values[index] = process(values[index])
             found = connection.execute(query.sqlite_sql, values).fetchall()
-            return [dict(zip(query.keys, row, strict=True)) for row in found]
+            rows = [dict(zip(query.keys, row, strict=True)) for row in found]
+            for row in rows:
+                for key, process in query.sqlite_results:
+                    row[key] = process(row[key])
+            return rows
         async with self._db.engine.connect() as async_connection:
             result = await async_connection.execute(query.statement, params)
             return [dict(row._mapping) for row in result]

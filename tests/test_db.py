@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ async def test_a_reader_returns_only_its_companys_rows(
     assert rows == [{"id": admin.id, "display_name": "Ada Admin"}]
     theirs = await db.reader(company_id=globex.id or 0).rows(BY_IDS, a=admin.id, b=outsider.id)
     assert theirs == [{"id": outsider.id, "display_name": "Eve Outsider"}]
+
+
+async def test_times_and_flags_read_lean_are_what_the_orm_reads(
+    db: Database, acme: Company, admin: User
+) -> None:
+    # On SQLite the lean path runs sqlite3 itself, where a time is text and a flag 0 or 1.
+    since = CompanyQuery(
+        User, USERS.created_at, USERS.active, where=USERS.created_at >= bindparam("since")
+    )
+    reader = db.reader(company_id=acme.id or 0)
+    moment = admin.created_at
+    assert await reader.rows(since, since=moment) == [{"created_at": moment, "active": True}]
+    assert await reader.rows(since, since=moment + dt.timedelta(microseconds=1)) == []
 
 
 async def test_the_caller_cannot_name_another_company(

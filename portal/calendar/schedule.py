@@ -108,15 +108,3 @@ async def busy_between(
     for stretches in busy.values():
         stretches.sort(key=lambda stretch: (stretch.start, stretch.end))
     return busy
-
-
-async def busy_until(session: AsyncSession, person_id: int, now: dt.datetime) -> dt.datetime | None:
-    """When the meeting `person_id` is in at `now` ends (back-to-back ones joined), or None."""
-    stretches = (await busy_between(session, [person_id], now, now + dt.timedelta(hours=12)))[
-        person_id
-    ]
-    until: dt.datetime | None = None
-    for stretch in stretches:
-        if stretch.start <= (until or now):
-            until = max(until or stretch.end, stretch.end)
-    return until

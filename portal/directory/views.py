@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from portal.calendar import busy
 from portal.db import CompanyReader, utcnow
 from portal.directory import services
 from portal.directory.services import CompanyName, Person
@@ -74,8 +75,8 @@ async def _meeting_status(
 ) -> str:
     """The person's "In a meeting until 15:00" on the viewer's clock, or "" when free."""
     reader = database_of(request).reader(company_id=viewer.company_id)
-    until = await services.busy_until(reader, person.id, now)
-    return services.meeting_status(until, viewer.time_zone, now)
+    until = await busy.busy_until(reader, person.id, now)
+    return busy.meeting_status(until, viewer.time_zone, now)
 
 
 @lean_page(_viewer_and_person)
