@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from portal.accounts.demo import DEMO_PASSWORD
+from tests.mail.conftest import Inbox, SmtpServer
 from tests.servers import free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,3 +96,61 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     ARTIFACTS.mkdir(exist_ok=True)
     new_page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+ROOM = re.compile(r"http://127\.0\.0\.1:\d+/rooms/portal-[a-z2-7]{26}$")
+
+
+class _RoomPage(BaseHTTPRequestHandler):
+    """Stands in for the Jitsi service: any room path answers with a page naming the room."""
+
+    def do_GET(self) -> None:
+        body = f"<title>Room {self.path}</title><h1>Jitsi room {self.path}</h1>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+# Per module, as each module serves its own portal with them.
+@pytest.fixture(scope="module")
+def rooms_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RoomPage)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/rooms"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer("127.0.0.1", free_port(), Inbox())
+    server.start()
+    yield server
+    server.stop()
+
+
+def signed_in(browser: Browser, server: Server, email: str) -> tuple[BrowserContext, Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{server.url}/signin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="People")).to_be_visible()
+    return context, page
+
+
+def mail_to(smtp: SmtpServer, address: str, *, count: int = 1) -> list[EmailMessage]:
+    """The messages to `address`, once `count` have arrived; then a moment for any extra one."""
+    deadline = time.monotonic() + 15
+    while len(smtp.inbox.to(address)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return smtp.inbox.to(address)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,10 +15,8 @@ import icalendar
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS, Server, serve_demo
-from tests.browser.test_meet_now import ROOM, _mail_to, _RoomPage, _signed_in
-from tests.mail.conftest import Inbox, SmtpServer
-from tests.servers import free_port
+from tests.browser.conftest import ARTIFACTS, ROOM, Server, mail_to, serve_demo, signed_in
+from tests.mail.conftest import SmtpServer
 
 pytestmark = pytest.mark.browser
 
@@ -29,24 +25,6 @@ ALAN = "alan.turing@acme.example"
 GUEST = "guest@example.org"
 # The room button asks for itself every 15 seconds.
 POLL_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def rooms_url() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RoomPage)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/rooms"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer("127.0.0.1", free_port(), Inbox())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +108,8 @@ def test_join_the_organizers_room_from_an_event(
     local_start = start.astimezone(ZoneInfo(str(zone)))
     title = "Roadmap review"
 
-    organizer, ada = _signed_in(browser, calendar_server, ADA)
-    participant, alan = _signed_in(browser, calendar_server, ALAN)
+    organizer, ada = signed_in(browser, calendar_server, ADA)
+    participant, alan = signed_in(browser, calendar_server, ALAN)
     ada.goto(f"{calendar_server.url}/calendar/events/new")
     expect(ada.get_by_role("heading", name="New event")).to_be_visible()
     expect(ada.get_by_label("Time zone")).to_have_value(str(zone))
@@ -186,7 +164,7 @@ def test_join_the_organizers_room_from_an_event(
     )
     assert joins == [(alan_id, ALAN)]
 
-    (mail,) = _mail_to(smtp, ALAN)
+    (mail,) = mail_to(smtp, ALAN)
     assert mail["Subject"].startswith(f"Invitation: {title} @ ")
     calendar = _calendar_part(mail)
     assert calendar["METHOD"] == "REQUEST"
@@ -208,7 +186,7 @@ def test_an_external_guest_accepts_from_the_email(
     start = tomorrow.replace(hour=10, minute=0, second=0, microsecond=0)
     title = "Partner kickoff"
 
-    organizer, ada = _signed_in(browser, calendar_server, ADA)
+    organizer, ada = signed_in(browser, calendar_server, ADA)
     ada.goto(f"{calendar_server.url}/calendar/events/new")
     _fill_event(ada, title, start, start + dt.timedelta(hours=1))
     ada.get_by_label("Guests' email addresses").fill(GUEST)
@@ -218,7 +196,7 @@ def test_an_external_guest_accepts_from_the_email(
     guest_row = ada.get_by_role("listitem").filter(has_text=GUEST)
     expect(guest_row).to_contain_text("No reply")
 
-    (mail,) = _mail_to(smtp, GUEST)
+    (mail,) = mail_to(smtp, GUEST)
     event = _vevent(_calendar_part(mail))
     assert f"mailto:{GUEST}" in _attendees(event)
     text = mail.get_body(("plain",))
