@@ -213,21 +213,23 @@ class _Dispatcher:
 
     async def _others_hold_claims(self) -> float | None:
         """Seconds to wait before looking again while other dispatchers hold due messages
-        (None: nobody does, this run is over)."""
+        (None: nobody does, this run is over; 0: a claim ran out while this run was sending,
+        so its messages are due now)."""
         now = utcnow()
         async with self.db.session(company_id=UNSCOPED) as session:
             ends = (
                 await session.execute(
                     select(func.min(col(OutboxMessage.claimed_until))).where(
                         col(OutboxMessage.status) == PENDING,
+                        col(OutboxMessage.next_attempt_at) <= now,
                         col(OutboxMessage.claimed_by) != self.me,
-                        col(OutboxMessage.claimed_until) >= now,
+                        col(OutboxMessage.claimed_until).is_not(None),
                     )
                 )
             ).scalar()
         if ends is None:
             return None
-        return min(WATCH_SECONDS, (ends - now).total_seconds() + 0.1)
+        return max(0.0, min(WATCH_SECONDS, (ends - now).total_seconds() + 0.1))
 
     async def _release(self) -> None:
         """Let go of the claims this run holds without a result (never sent, or cut short), so

@@ -245,6 +245,33 @@ async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_hear
     assert {row.status for row in await stored(db)} == {SENT}
 
 
+async def test_claims_that_run_out_while_the_live_dispatcher_sends_go_out_in_the_same_run(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+) -> None:
+    """The dead dispatcher's claims run out while the live one is still busy with its own
+    messages (a slow server, a loaded machine): they are due then, so the run sends them
+    too rather than ending with them left for the next run."""
+    smtp_server.inbox.delay = 0.3
+    ids = await queue(db, mail_settings, acme, count=20)
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids[:10]))  # type: ignore[union-attr]
+            .values(
+                claimed_by="gone-host:4242:dead",
+                claimed_until=utcnow() + dt.timedelta(seconds=0.2),
+                attempts=1,
+            )
+        )
+        await session.commit()
+    report = await send_outbox(db, mail_settings, sender(mail_settings))
+    assert report.sent == 20
+    assert {row.status for row in await stored(db)} == {SENT}
+
+
 async def test_a_live_dispatchers_claims_are_renewed_and_never_taken(
     db: Database,
     mail_settings: Settings,
