@@ -241,7 +241,7 @@ async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_hear
     began = time.monotonic()
     report = await send_outbox(db, mail_settings, sender(mail_settings))
     took = time.monotonic() - began
-    assert report.sent == 20 and 1.8 < took < 5
+    assert report.sent == 20 and 1.8 < took < 15  # not before the claim runs out; not minutes later
     assert {row.status for row in await stored(db)} == {SENT}
 
 
