@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -131,6 +131,10 @@ def title(view: str, day: dt.date) -> str:
     return f"{_short(span.first, year=span.first.year != last.year)} – {_short(last, year=True)}"
 
 
+# An occurrence's page, as the view's routes spell it.
+EventLink = Callable[[Occurrence], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Room:
     """The room button a live occurrence's card carries, for the include that draws it."""
@@ -148,6 +152,8 @@ class Card:
     # What the card says of the time: "09:30", a range, "from 22:00", "All day".
     when: str
     room: Room | None
+    # The occurrence's page.
+    href: str
     # "day 2 of 3" on each day's card of a multi-day occurrence.
     part: str = ""
     # It began on an earlier day, or goes on to a later one (drawn with square edges).
@@ -158,14 +164,17 @@ class Card:
     last_slot: int = SLOTS
 
     @property
-    def event_id(self) -> int | None:
-        return self.occurrence.series.id
-
-    @property
-    def query(self) -> str:
-        """What the link to the event adds to name this occurrence of a series."""
-        occurrence = self.occurrence
-        return "" if occurrence.recurrence_id is None else f"?occurrence={occurrence.key}"
+    def css(self) -> str:
+        """The card's classes: read here, not in the template, where a month's hundred cards
+        made three conditionals each cost more than the rest of the card."""
+        classes = "event"
+        if self.occurrence.all_day:
+            classes += " all-day"
+        if self.continued:
+            classes += " continued"
+        if self.continues:
+            classes += " continues"
+        return classes
 
     @property
     def slots(self) -> int:
@@ -261,13 +270,14 @@ def _room(occurrence: Occurrence, rooms: dict[tuple[int, str], Room]) -> Room | 
     return rooms.pop((occurrence.series.id or 0, occurrence.key), None) if rooms else None
 
 
-def _card(piece: _Piece, when: str, rooms: dict[tuple[int, str], Room]) -> Card:
+def _card(piece: _Piece, when: str, rooms: dict[tuple[int, str], Room], link: EventLink) -> Card:
     first = _slot(piece.starts, round_up=False) if piece.starts else 0
     last = _slot(piece.ends, round_up=True) if piece.ends else SLOTS
     return Card(
         piece.occurrence,
         when,
         _room(piece.occurrence, rooms),
+        link(piece.occurrence),
         part=f"day {piece.day_number} of {piece.days}" if piece.days > 1 else "",
         continued=piece.day_number > 1,
         continues=piece.day_number < piece.days,
@@ -290,6 +300,10 @@ class Day:
     def label(self) -> str:
         return full_date(self.date)
 
+    @property
+    def iso(self) -> str:
+        return self.date.isoformat()
+
 
 def month(
     occurrences: Iterable[Occurrence],
@@ -297,6 +311,7 @@ def month(
     time_zone: str,
     today: dt.date,
     rooms: Mapping[tuple[int, str], Room],
+    link: EventLink,
 ) -> list[list[Day]]:
     """Six weeks from the Monday on or before the 1st; each cell lists up to CELL_LIMIT."""
     tz, rooms = zone(time_zone), dict(rooms)
@@ -306,7 +321,7 @@ def month(
         cards = []
         for entry in shown:
             piece = _piece(entry, tz)
-            cards.append(_card(piece, clock(piece.starts) if piece.starts else "", rooms))
+            cards.append(_card(piece, clock(piece.starts) if piece.starts else "", rooms, link))
         in_month = date.month == day.month
         cells.append(Day(date, date == today, cards, len(found) - len(shown), in_month))
     return [cells[week * 7 : week * 7 + 7] for week in range(WEEKS_SHOWN)]
@@ -348,6 +363,7 @@ def _bar(
     column: int,
     tz: ZoneInfo,
     rooms: dict[tuple[int, str], Room],
+    link: EventLink,
 ) -> Bar:
     """The bar from the first day shown that `entry` covers, across the others it covers."""
     occurrence, number, days = entry
@@ -357,6 +373,7 @@ def _bar(
         occurrence,
         _dates_label(occurrence, tz),
         _room(occurrence, rooms),
+        link(occurrence),
         continued=number > 1,
         continues=length < left,
     )
@@ -369,6 +386,7 @@ def time_grid(
     time_zone: str,
     today: dt.date,
     rooms: Mapping[tuple[int, str], Room],
+    link: EventLink,
 ) -> TimeGrid:
     """Columns of the span's days with their timed cards, under a row of bars for the all-day
     occurrences and those of a day or longer (a shorter one past midnight is in two columns)."""
@@ -380,9 +398,9 @@ def time_grid(
             occurrence, number, days = entry
             if not occurrence.all_day and days <= 2 and occurrence.end - occurrence.start < _DAY:
                 piece = _piece(entry, tz)
-                cards.append(_card(piece, _range(piece), rooms))
+                cards.append(_card(piece, _range(piece), rooms, link))
             elif number == 1 or date == span.first:
-                grid.bars.append(_bar(entry, date, span, column, tz, rooms))
+                grid.bars.append(_bar(entry, date, span, column, tz, rooms, link))
         grid.days.append(Day(date, date == today, cards))
     return grid
 
@@ -393,6 +411,7 @@ def agenda(
     time_zone: str,
     today: dt.date,
     rooms: Mapping[tuple[int, str], Room],
+    link: EventLink,
 ) -> list[Day]:
     """The span's days that have something on, each with its cards."""
     tz, rooms = zone(time_zone), dict(rooms)
@@ -400,5 +419,6 @@ def agenda(
     for date, found in _entries(occurrences, span, tz).items():
         if found:
             pieces = [_piece(entry, tz) for entry in found]
-            days.append(Day(date, date == today, [_card(p, _range(p), rooms) for p in pieces]))
+            cards = [_card(piece, _range(piece), rooms, link) for piece in pieces]
+            days.append(Day(date, date == today, cards))
     return days

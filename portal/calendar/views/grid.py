@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from portal.calendar.rooms import room_state
 from portal.db import utcnow
 from portal.htmx import render
 from portal.timezones import zone
-from portal.web import db_session, login_required, settings_of, viewer
+from portal.web import db_session, login_required, path_for, settings_of, viewer
 
 # An all-day event is on its own dates, which lie up to a day off the viewer's midnights:
 # fetched this much wider, then placed by date.
@@ -41,6 +42,7 @@ async def calendar(request: Request) -> Response:
         db_session(request), person.id or 0, start - ALL_DAY_REACH, end + ALL_DAY_REACH
     )
     rooms = await _rooms(request, person, found, now)
+    link = functools.partial(_event_link, request)
     context: dict[str, Any] = {
         "query": query,
         "view": query.view,
@@ -53,16 +55,22 @@ async def calendar(request: Request) -> Response:
         "latest": grid.LATEST,
     }
     if query.view == "month":
-        weeks = grid.month(found, query.day, person.time_zone, today, rooms)
+        weeks = grid.month(found, query.day, person.time_zone, today, rooms, link)
         context["weeks"] = weeks
         context["empty"] = not any(day.cards for week in weeks for day in week)
     elif query.view == "agenda":
-        context["days"] = grid.agenda(found, span, person.time_zone, today, rooms)
+        context["days"] = grid.agenda(found, span, person.time_zone, today, rooms, link)
     else:
-        time_grid = grid.time_grid(found, span, person.time_zone, today, rooms)
+        time_grid = grid.time_grid(found, span, person.time_zone, today, rooms, link)
         context["time_grid"] = time_grid
         context["empty"] = not time_grid.bars and not any(day.cards for day in time_grid.days)
     return render(request, "calendar/calendar.html", context, block="grid")
+
+
+def _event_link(request: Request, occurrence: Occurrence) -> str:
+    """The occurrence's page: the event's, naming the occurrence when it is one of a series."""
+    path = path_for(request, "calendar.event", event_id=occurrence.series.id)
+    return path if occurrence.recurrence_id is None else f"{path}?occurrence={occurrence.key}"
 
 
 async def _rooms(
@@ -86,7 +94,7 @@ async def _rooms(
     for occurrence in live:
         series_id = occurrence.series.id or 0
         if occurrence.series.organizer_id == person.id:
-            start = request.app.url_path_for("calendar.start", event_id=series_id)
+            start = path_for(request, "calendar.start", event_id=series_id)
             href = f"{start}?occurrence={occurrence.key}"
             rooms[series_id, occurrence.key] = grid.Room(href, is_organizer=True)
         elif series_id in links:
