@@ -7,6 +7,7 @@ through Start meeting; both are logged as EventJoin rows, like Meet Now's joins.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.accounts.models import User
+from portal.calendar.links import join_link
 from portal.calendar.lookup import current_occurrence, is_cancelled, occurrence_at
 from portal.calendar.models import CalendarEvent, EventJoin, EventParticipant
 from portal.calendar.recurrence import Occurrence
 from portal.calendar.schedule import exceptions_of
 from portal.db import utcnow
+from portal.settings import Settings
 
 # The button goes live this long before an occurrence starts, and stays live until it ends.
 ROOM_OPENS_BEFORE = dt.timedelta(minutes=15)
@@ -42,6 +45,21 @@ def room_state(occurrence: Occurrence, now: dt.datetime) -> RoomState:
     if now < opens_at(occurrence):
         return "not_yet_open"
     return "open" if now < occurrence.end else "ended"
+
+
+async def join_links(
+    session: AsyncSession, settings: Settings, person_id: int, event_ids: Collection[int]
+) -> dict[int, str]:
+    """The person's own join link into each of these events they are invited to, by event."""
+    if not event_ids:
+        return {}
+    rows = await session.execute(
+        select(EventParticipant).where(
+            col(EventParticipant.event_id).in_(event_ids),
+            col(EventParticipant.user_id) == person_id,
+        )
+    )
+    return {row.event_id: join_link(settings, row) for row in rows.scalars()}
 
 
 @dataclass

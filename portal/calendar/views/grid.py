@@ -7,17 +7,13 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.accounts.models import User
 from portal.calendar import grid, schedule
-from portal.calendar.links import join_link
-from portal.calendar.models import EventParticipant
 from portal.calendar.recurrence import Occurrence
-from portal.calendar.rooms import room_state
+from portal.calendar.rooms import join_links, room_state
 from portal.db import utcnow
 from portal.htmx import render
 from portal.timezones import zone
@@ -77,19 +73,10 @@ async def _rooms(
     request: Request, person: User, found: Sequence[Occurrence], now: dt.datetime
 ) -> dict[tuple[int, str], grid.Room]:
     """The room button of each live occurrence: Start for its organizer, a participant's own
-    join link for the others (their rows read in one query, and only when a room is live)."""
+    join link for the others (read only when a room is live)."""
     live = [o for o in found if o.series.uses_room and room_state(o, now) == "open"]
-    invited = {o.series.id for o in live if o.series.organizer_id != person.id}
-    links: dict[int, str] = {}
-    if invited:
-        rows = await db_session(request).execute(
-            select(EventParticipant).where(
-                col(EventParticipant.event_id).in_(invited),
-                col(EventParticipant.user_id) == person.id,
-            )
-        )
-        settings = settings_of(request)
-        links = {row.event_id: join_link(settings, row) for row in rows.scalars()}
+    invited = {o.series.id or 0 for o in live if o.series.organizer_id != person.id}
+    links = await join_links(db_session(request), settings_of(request), person.id or 0, invited)
     rooms = {}
     for occurrence in live:
         series_id = occurrence.series.id or 0
