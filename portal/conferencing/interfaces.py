@@ -1,0 +1,113 @@
+"""What the portal asks of a conferencing provider, and the errors a provider may answer with.
+
+Each adapter under `portal/conferencing/providers/` speaks its provider's own REST API and
+answers in these terms, so that sync, Meet Now and the calendar never see a provider's JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+# A provider user's status, as the mapping page shows it.
+ACTIVE = "active"
+INACTIVE = "inactive"
+PENDING = "pending"  # created, not yet confirmed by the person (Zoom's "create" action)
+
+
+class ConferencingError(Exception):
+    """A provider refused or failed; `str(error)` is a sentence an admin can act on."""
+
+
+class BadCredentials(ConferencingError):
+    """The provider does not accept the account's credentials."""
+
+
+class RetiredCredentials(BadCredentials):
+    """Credentials of a kind the provider no longer accepts (Zoom's JWT apps)."""
+
+
+class NotAdministrator(ConferencingError):
+    """The credentials work but lack the administrator rights the portal needs."""
+
+
+class RateLimited(ConferencingError):
+    """Too many requests; `retry_after` seconds is what the provider asked for, if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ConferencingError):
+    """The provider could not be reached, timed out, or answered with a server error."""
+
+
+class NotFound(ConferencingError):
+    """No such user (or meeting) at the provider."""
+
+
+@dataclass(frozen=True)
+class ProviderUser:
+    id: str
+    email: str
+    name: str
+    status: str  # ACTIVE, INACTIVE or PENDING
+    licensed: bool
+    room_url: str  # the personal room's join link ("" when the provider has none for them)
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: list[ProviderUser]
+    next_cursor: str | None  # None: this was the last page
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class MeetingRequest:
+    topic: str
+    start: dt.datetime | None  # None: an instant meeting
+    duration_minutes: int
+    time_zone: str
+    join_before_host: bool
+
+
+@dataclass(frozen=True)
+class CreatedMeeting:
+    id: str
+    join_url: str
+    start_url: str  # the host's link; some providers' expire (Zoom's after about 2 hours)
+
+
+class Provider(Protocol):
+    """One company account at one provider, ready to be asked (see providers/__init__.py)."""
+
+    async def verify(self) -> None:
+        """Raise unless the credentials work and are an administrator's."""
+
+    async def users(self, cursor: str | None = None) -> UserPage:
+        """One page of the account's users; pass the page's `next_cursor` for the next."""
+
+    async def user_by_email(self, email: str) -> ProviderUser:
+        """The account's user with this email (raises NotFound)."""
+
+    async def personal_room(self, user_id: str) -> str:
+        """The join link of the user's personal room."""
+
+    async def create_meeting(self, user_id: str, request: MeetingRequest) -> CreatedMeeting:
+        """A meeting hosted by the user."""
+
+    async def create_user(self, user: NewUser, method: str) -> ProviderUser:
+        """A new user at the provider by the admin's provisioning method (see the provider's
+        `PROVISIONING`); it may be PENDING until the person confirms."""
+
+    async def aclose(self) -> None:
+        """Let go of the HTTP connections."""

@@ -1,0 +1,101 @@
+"""The provider registry: what the admin enters for each provider, and opening an adapter."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.conferencing.interfaces import BadCredentials, RetiredCredentials
+from portal.conferencing.providers import KINDS, CredentialField, open_provider
+from portal.conferencing.providers.imeet import IMeetProvider
+from portal.conferencing.providers.zoom import ZoomProvider
+from tests.conferencing.conftest import serve
+from tests.conferencing.imeet_simulator import IMeetAccount, imeet_app, imeet_endpoints
+from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
+
+
+def test_kinds_in_the_order_the_admin_sees_them() -> None:
+    assert list(KINDS) == ["zoom", "imeet", "jitsi"]
+    assert [kind.label for kind in KINDS.values()] == ["Zoom", "iMeet", "Jitsi Meet"]
+    assert all(key == kind.key for key, kind in KINDS.items())
+
+
+def test_zoom_asks_for_a_server_to_server_oauth_app() -> None:
+    zoom = KINDS["zoom"]
+    assert [(f.name, f.label, f.secret) for f in zoom.fields] == [
+        ("account_id", "Account ID", False),
+        ("client_id", "Client ID", False),
+        ("client_secret", "Client secret", True),
+    ]
+    assert [value for value, _ in zoom.provisioning] == [
+        "create",
+        "autoCreate",
+        "custCreate",
+        "ssoCreate",
+    ]
+    assert zoom.needs_account
+    assert "Server-to-Server OAuth" in zoom.notes
+
+
+def test_imeet_asks_for_the_api_key_from_pgi() -> None:
+    imeet = KINDS["imeet"]
+    assert imeet.fields == (
+        CredentialField("api_key", "API key", secret=True, help=imeet.fields[0].help),
+    )
+    assert imeet.provisioning == (("provision", "Create an iMeet client"),)
+    assert imeet.needs_account
+    assert "PGi account manager" in imeet.notes
+
+
+def test_jitsi_needs_no_account() -> None:
+    jitsi = KINDS["jitsi"]
+    assert (jitsi.fields, jitsi.provisioning, jitsi.needs_account) == ((), (), False)
+    assert "no account" in jitsi.notes
+    assert "until an account is connected" in jitsi.notes
+
+
+async def test_open_imeet_at_the_given_endpoint() -> None:
+    account = IMeetAccount("the-key")
+    account.add_client("ada@example.com", "Ada", "Lovelace")
+    with serve(imeet_app(account)) as url:
+        provider = open_provider("imeet", {"api_key": "the-key"}, imeet_endpoints(url))
+        assert isinstance(provider, IMeetProvider)
+        await provider.verify()
+        assert (await provider.user_by_email("ada@example.com")).name == "Ada Lovelace"
+        await provider.aclose()
+    assert account.requests[0] == ("POST", "/provisioning/client/list")
+
+
+async def test_open_zoom_at_the_given_endpoints() -> None:
+    account = ZoomAccount("acct", "client", "secret")
+    account.add_user("ada@example.com", "Ada", "Lovelace")
+    credentials = {"account_id": "acct", "client_id": "client", "client_secret": "secret"}
+    with serve(zoom_app(account)) as url:
+        provider = open_provider("zoom", credentials, zoom_endpoints(url))
+        assert isinstance(provider, ZoomProvider)
+        await provider.verify()
+        assert (await provider.user_by_email("ada@example.com")).name == "Ada Lovelace"
+        await provider.aclose()
+    assert account.requests[:2] == [("POST", "/oauth/token"), ("GET", "/v2/users/me")]
+
+
+@pytest.mark.parametrize(
+    ("key", "credentials", "error"),
+    [
+        ("imeet", {}, BadCredentials),
+        ("zoom", {}, BadCredentials),
+        ("zoom", {"client_id": "jwt-key", "client_secret": "jwt-secret"}, RetiredCredentials),
+    ],
+)
+async def test_missing_credentials_are_explained_by_the_adapter(
+    key: str, credentials: dict[str, str], error: type[Exception]
+) -> None:
+    provider = open_provider(key, credentials, {})
+    with pytest.raises(error):
+        await provider.verify()
+    await provider.aclose()
+
+
+@pytest.mark.parametrize("key", ["jitsi", "webex", ""])
+def test_no_adapter_for_jitsi_or_an_unknown_provider(key: str) -> None:
+    with pytest.raises(KeyError):
+        open_provider(key, {}, {})
