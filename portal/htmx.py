@@ -7,6 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+# htmx stops an `every` poll when it is answered with this status.
+STOP_POLLING = 286
+
 
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"

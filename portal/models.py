@@ -9,6 +9,7 @@ from portal.calendar.models import (
     EventReminder,
     ReminderDelivery,
 )
+from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
 from portal.mail.models import OutboxAttachment, OutboxMessage
 from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
 from portal.notifications.models import Notification
@@ -17,6 +18,7 @@ __all__ = [
     "CalendarEvent",
     "CalendarFeed",
     "Company",
+    "ConferencingConnection",
     "EventJoin",
     "EventParticipant",
     "EventReminder",
@@ -27,6 +29,8 @@ __all__ = [
     "Notification",
     "OutboxAttachment",
     "OutboxMessage",
+    "ProviderAccount",
     "ReminderDelivery",
+    "SyncRun",
     "User",
 ]

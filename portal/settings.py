@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pwdlib import PasswordHash
 from starlette.datastructures import Secret
 
@@ -67,6 +68,11 @@ class Settings:
     # Tests only: a file of seconds added to the clock (see portal.db.set_clock_file).
     test_clock_file: Path | None = None
     static_dir: Path = PROJECT_ROOT / "static"
+    # Fernet keys for the conferencing credentials: the first encrypts, all decrypt (rotation).
+    # None given: one is derived from the secret key (see portal.conferencing.secrets).
+    conferencing_keys: tuple[Secret, ...] = ()
+    # Test and ops overrides of the providers' base URLs: "zoom_api", "zoom_oauth", "imeet_api".
+    provider_endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_embedded(self) -> bool:
@@ -122,6 +128,8 @@ class Settings:
             log_level=_choice(env, "PORTAL_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             web_workers=_positive(env, "WEB_CONCURRENCY", 1 if embedded else 2),
             log_format=_choice(env, "PORTAL_LOG_FORMAT", ("text", "json"), "text").lower(),
+            conferencing_keys=_fernet_keys(env.get("PORTAL_CONFERENCING_KEYS", "")),
+            provider_endpoints=_provider_endpoints(env),
             test_clock_file=Path(env["PORTAL_TEST_CLOCK_FILE"])
             if env.get("PORTAL_TEST_CLOCK_FILE")
             else None,
@@ -137,6 +145,42 @@ def _room_service_url(url: str) -> str:
             "PORTAL_JITSI_URL must be an https:// address, e.g. https://meet.jit.si"
         )
     return url.strip().rstrip("/")
+
+
+def _fernet_keys(value: str) -> tuple[Secret, ...]:
+    """Comma-separated Fernet keys, the one that encrypts first."""
+    keys = []
+    for key in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SettingsError(
+                "PORTAL_CONFERENCING_KEYS: each key must be a Fernet key (make one: python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            ) from None
+        keys.append(Secret(key))
+    return tuple(keys)
+
+
+PROVIDER_ENDPOINTS = {
+    "zoom_api": "PORTAL_ZOOM_API_URL",
+    "zoom_oauth": "PORTAL_ZOOM_OAUTH_URL",
+    "imeet_api": "PORTAL_IMEET_API_URL",
+}
+
+
+def _provider_endpoints(env: Mapping[str, str]) -> dict[str, str]:
+    """The providers' base URLs that are overridden; a missing key means the real host."""
+    endpoints = {}
+    for key, name in PROVIDER_ENDPOINTS.items():
+        url = env.get(name, "").strip()
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SettingsError(f"{name} must be an http:// or https:// address")
+        endpoints[key] = url.rstrip("/")
+    return endpoints
 
 
 def _jobs_runner(value: str, *, embedded: bool) -> str:

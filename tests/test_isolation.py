@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount, Route
 
 from portal import features
 from portal.accounts.models import Company, User
 from portal.app import named_routes
 from portal.calendar.models import CalendarEvent
+from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
 from portal.db import Database, utcnow
 from portal.mail.messages import EmailContent
 from portal.mail.outbox import enqueue
@@ -41,12 +43,21 @@ async def test_every_route_answers_404_to_another_companys_ids(
         )
         event = _event_of(victim)
         session.add(event)
+        account, run = await _conferencing_of(session, victim)
+        await session.commit()
+    # The viewer's company has a connection too, so that its routes reach the id lookups.
+    async with db.session(company_id=acme.id, write=True) as session:
+        session.add(
+            ConferencingConnection(company_id=acme.id or 0, provider="zoom", secret_credentials="")
+        )
         await session.commit()
     ids = {
         "user_id": victim.id,
         "message_id": mail.id,
         "notification_id": notice.id,
         "event_id": event.id,
+        "account_id": account.id,
+        "run_id": run.id,
     }
     walked = 0
     for prefix, route in named_routes(features.routes()):
@@ -78,6 +89,38 @@ async def test_every_route_answers_404_to_another_companys_ids(
         assert await unread_count(session, victim) == 1
         kept = await session.get(CalendarEvent, event.id)
     assert kept is not None and kept.title == "victim secret" and kept.cancelled_at is None
+    async with db.session(company_id=globex.id) as session:
+        mapped = await session.get(ProviderAccount, account.id)
+    assert mapped is not None and mapped.user_id == victim.id and not mapped.manual
+
+
+async def _conferencing_of(session: AsyncSession, victim: User) -> tuple[ProviderAccount, SyncRun]:
+    """A Zoom connection with the victim mapped and one sync run: what conferencing routes try."""
+    connection = ConferencingConnection(
+        company_id=victim.company_id, provider="zoom", secret_credentials=""
+    )
+    session.add(connection)
+    await session.flush()
+    account = ProviderAccount(
+        company_id=victim.company_id,
+        connection_id=connection.id or 0,
+        provider_user_id="victim-zoom-id",
+        email=victim.email,
+        email_key=victim.email,
+        name="Victim",
+        status="active",
+        user_id=victim.id,
+    )
+    run = SyncRun(
+        company_id=victim.company_id,
+        connection_id=connection.id or 0,
+        trigger="manual",
+        status="failed",
+        error="victim secret",
+    )
+    session.add_all([account, run])
+    await session.flush()
+    return account, run
 
 
 def _event_of(organizer: User) -> CalendarEvent:

@@ -19,6 +19,7 @@ from portal.calendar.models import CalendarEvent, EventParticipant, EventReminde
 from portal.calendar.recurrence import Occurrence, last_end, series_starts, wall_clock
 from portal.conferencing.services import resolve_room
 from portal.db import utcnow
+from portal.forms import FormErrors
 from portal.settings import Settings
 
 
@@ -31,7 +32,10 @@ async def event_room_url(
 ) -> str:
     if not checked.uses_room:
         return ""
-    return (await resolve_room(session, settings, organizer)).url
+    room = await resolve_room(session, settings, organizer)
+    if not room.url:
+        raise FormErrors({"uses_room": room.reason})
+    return room.url
 
 
 def new_event(organizer: User, uid: str) -> CalendarEvent:

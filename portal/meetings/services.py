@@ -129,6 +129,8 @@ async def start_meeting(
     guests, notes = await _invitees(session, host, request)
     await _check_guest_limit(session, settings, host, sum(1 for g in guests if g.user is None))
     room = await resolve_room(session, settings, host)
+    if not room.url:
+        raise FormErrors({"form": room.reason})
     meeting = Meeting(
         company_id=host.company_id,
         host_id=host.id or 0,

@@ -26,6 +26,7 @@ class Group:
 
 # A feature's admin page joins Company Setup with an entry here and its views in portal/setup/.
 MENU: tuple[Group, ...] = (
+    Group("General", (Entry("conferencing", "Web Conferencing", "setup.conferencing"),)),
     Group("People", (Entry("users", "Users", "setup.users"),)),
     Group("Email", (Entry("outbox", "Outbox", "setup.outbox"),)),
 )

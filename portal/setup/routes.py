@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from portal.setup import outbox, users
+from portal.setup import conferencing, outbox, users
 
 GET_POST = ["GET", "POST"]
 
@@ -14,6 +14,70 @@ routes: list[BaseRoute] = [
     Mount(
         "/setup",
         routes=[
+            Route("/conferencing", conferencing.conferencing, name="setup.conferencing"),
+            Route(
+                "/conferencing/provider",
+                conferencing.conferencing_provider,
+                name="setup.conferencing_provider",
+            ),
+            Route(
+                "/conferencing/connect",
+                conferencing.conferencing_connect,
+                methods=["POST"],
+                name="setup.conferencing_connect",
+            ),
+            Route(
+                "/conferencing/credentials",
+                conferencing.conferencing_credentials,
+                methods=["POST"],
+                name="setup.conferencing_credentials",
+            ),
+            Route(
+                "/conferencing/options",
+                conferencing.conferencing_options,
+                methods=["POST"],
+                name="setup.conferencing_options",
+            ),
+            Route(
+                "/conferencing/disconnect",
+                conferencing.conferencing_disconnect,
+                methods=GET_POST,
+                name="setup.conferencing_disconnect",
+            ),
+            Route(
+                "/conferencing/sync",
+                conferencing.conferencing_sync,
+                methods=["POST"],
+                name="setup.conferencing_sync",
+            ),
+            Route(
+                "/conferencing/runs",
+                conferencing.conferencing_history,
+                name="setup.conferencing_history",
+            ),
+            Route(
+                "/conferencing/runs/{run_id}",
+                conferencing.conferencing_run,
+                name="setup.conferencing_run",
+            ),
+            Route(
+                "/conferencing/accounts/{account_id}/map",
+                conferencing.conferencing_map,
+                methods=GET_POST,
+                name="setup.conferencing_map",
+            ),
+            Route(
+                "/conferencing/accounts/{account_id}/unmap",
+                conferencing.conferencing_unmap,
+                methods=["POST"],
+                name="setup.conferencing_unmap",
+            ),
+            Route(
+                "/conferencing/accounts/{account_id}/by-email",
+                conferencing.conferencing_clear_manual,
+                methods=["POST"],
+                name="setup.conferencing_clear_manual",
+            ),
             Route("/users", users.users, name="setup.users"),
             Route("/users/new", users.user_new, methods=GET_POST, name="setup.user_new"),
             Route("/users/import", users.users_import, methods=GET_POST, name="setup.users_import"),

@@ -1,0 +1,245 @@
+"""A Zoom sync at scale, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/sync.py [--people 100000] [--database-url postgresql://postgres@127.0.0.1/test]
+
+A Zoom simulator account (tests/conferencing/zoom_simulator.py, served in its own process so its
+memory is not counted) with as many users as the portal company has people: 90% of them share
+a person's email (one in ten of those in other letter case), the rest are strangers. Measures
+the full first sync (every page read, the whole mapping written in one transaction), then the
+same sync again with nothing changed: wall time, SQL statements issued (an executemany counts
+once) and this process's peak memory (RSS, the simulator excluded). Targets: the first sync
+under 5 s and 300 MB, the unchanged re-sync under 2 s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import secrets  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from sqlalchemy import event, insert, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from starlette.datastructures import Secret  # noqa: E402
+
+from portal import migrate  # noqa: E402
+from portal.accounts.models import Company, User  # noqa: E402
+from portal.conferencing.connections import connect, connection_of  # noqa: E402
+from portal.conferencing.sync import request_sync, run_sync  # noqa: E402
+from portal.db import UNSCOPED, Database  # noqa: E402
+from portal.settings import Settings  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+
+FIRST_SYNC_S = 5.0
+RESYNC_S = 2.0
+MEMORY_MB = 300.0
+CREDENTIALS = {"account_id": "acct", "client_id": "client", "client_secret": "secret"}
+
+# The simulator's process: the account's users, then serve it.
+SIMULATOR = """
+import sys, uvicorn
+from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app
+people, port = int(sys.argv[1]), int(sys.argv[2])
+account = ZoomAccount("acct", "client", "secret")
+for n in range(people):
+    if n % 10 == 9:
+        account.add_user(f"stranger{n}@elsewhere.example", "Stranger", str(n))
+    else:
+        email = f"person{n}@acme.example"
+        account.add_user(email.upper() if n % 10 == 0 else email, "Person", str(n))
+uvicorn.run(zoom_app(account), host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+@contextlib.contextmanager
+def simulator(people: int) -> Iterator[str]:
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIMULATOR, str(people), str(port)], cwd=root, env=os.environ
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{url}/v2/users/me", timeout=1)
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Zoom simulator did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    server = make_url(server_url).set(drivername="postgresql")
+    conninfo = server.render_as_string(hide_password=False)
+    name = f"portal_bench_sync_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(database_url: str, people: int) -> None:
+    """Migrate and seed in a process of their own: their memory is not the sync's."""
+    command = [sys.executable, __file__, "--seed", database_url, "--people", str(people)]
+    subprocess.run(command, check=True)
+
+
+async def _seed(database_url: str, people: int) -> None:
+    """A company of `people`, written directly."""
+    migrate.upgrade(database_url)
+    db = Database(database_url)
+    async with db.transaction(company_id=UNSCOPED) as session:
+        company = Company(name="Acme", slug="acme")
+        session.add(company)
+        await session.flush()
+        rows = [
+            {
+                "company_id": company.id,
+                "email": f"person{n}@acme.example",
+                "display_name": f"Person {n}",
+                "title": "",
+                "department": "",
+                "phone": "",
+                "time_zone": "UTC",
+                "role": "member",
+                "active": True,
+                "session_version": 1,
+                "created_at": company.created_at,
+            }
+            for n in range(people)
+        ]
+        for start in range(0, people, 10_000):
+            await session.execute(insert(User), rows[start : start + 10_000])
+    await db.dispose()
+
+
+@dataclasses.dataclass
+class Measure:
+    seconds: float
+    statements: int
+    peak_mb: float
+    summary: str
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def one_sync(db: Database, settings: Settings, company_id: int) -> Measure:
+    statements = 0
+
+    def count(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    started = time.perf_counter()
+    async with db.transaction(company_id=company_id) as session:
+        connection = await connection_of(session)
+        assert connection is not None
+        run = await request_sync(session, connection)
+    done = await run_sync(db, settings, company_id, run.id or 0)
+    seconds = time.perf_counter() - started
+    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert done is not None
+    if done.error:
+        raise SystemExit(f"the sync failed: {done.error}")
+    summary = (
+        f"{done.pages_read} pages, {done.users_seen} users, {done.newly_mapped} newly mapped, "
+        f"{done.still_unmapped} people unmapped"
+    )
+    return Measure(seconds, statements, peak_rss_mb(), summary)
+
+
+async def bench(label: str, database_url: str, zoom_url: str, people: int, data: Path) -> None:
+    seed(database_url, people)
+    settings = Settings(
+        database_url=database_url,
+        secret_key=Secret(secrets.token_urlsafe(48)),
+        data_dir=data,
+        provider_endpoints={"zoom_api": f"{zoom_url}/v2", "zoom_oauth": f"{zoom_url}/oauth/token"},
+    )
+    db = Database(database_url)
+    try:
+        async with db.session(company_id=UNSCOPED) as session:
+            company_id = (await session.execute(select(Company.id))).scalar_one()
+        async with db.transaction(company_id=company_id) as session:
+            await connect(session, settings, company_id, "zoom", CREDENTIALS)
+        before = peak_rss_mb()
+        first = await one_sync(db, settings, company_id)
+        again = await one_sync(db, settings, company_id)
+    finally:
+        await db.dispose()
+    print(f"{label}: RSS before the first sync {before:.0f} MB")
+    for name, measure, target in [
+        ("first sync", first, FIRST_SYNC_S),
+        ("re-sync", again, RESYNC_S),
+    ]:
+        verdict = "ok" if measure.seconds < target and measure.peak_mb < MEMORY_MB else "MISSED"
+        print(
+            f"  {name}: {measure.seconds:.2f} s (target {target:.0f} s), {measure.statements} "
+            f"statements, peak RSS {measure.peak_mb:.0f} MB (target {MEMORY_MB:.0f}) [{verdict}]"
+            f"; {measure.summary}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--database-url", help="also run on this PostgreSQL server")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--seed", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        asyncio.run(_seed(args.seed, args.people))
+        return
+    if args.measure:
+        label, database_url, zoom_url = args.measure
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(bench(label, database_url, zoom_url, args.people, Path(tmp)))
+        return
+    print(f"{args.people} portal people; as many Zoom users, 90% of them matching")
+    with simulator(args.people) as zoom_url, tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_sqlite:
+            measure_apart("SQLite", f"sqlite:///{Path(tmp) / 'portal.db'}", zoom_url, args.people)
+        if args.database_url:
+            with scratch_postgres(args.database_url) as url:
+                measure_apart("PostgreSQL", url, zoom_url, args.people)
+
+
+def measure_apart(label: str, database_url: str, zoom_url: str, people: int) -> None:
+    """Each database's syncs in a process of their own, so each peak RSS is its own."""
+    command = [sys.executable, __file__, "--measure", label, database_url, zoom_url]
+    subprocess.run([*command, "--people", str(people)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""Who is mapped to whom: matching provider users to portal people by email (a pure function
+from what sync read and what was stored, so the rules read in one place), the lists the admin
+page shows, and mapping or unmapping by hand."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from portal.accounts.models import User
+from portal.conferencing.interfaces import INACTIVE, PENDING, ProviderUser
+from portal.conferencing.models import (
+    DEACTIVATED,
+    DUPLICATE_EMAIL,
+    EMPTY_EMAIL,
+    INACTIVE_AT_PROVIDER,
+    NO_ACCOUNT,
+    NO_PERSON,
+    NOT_LICENSED,
+    PENDING_CONFIRMATION,
+    TAKEN,
+    TWO_PEOPLE,
+    UNMAPPED_BY_HAND,
+    ConferencingConnection,
+    ProviderAccount,
+    SyncRun,
+)
+from portal.db import utcnow
+from portal.forms import FormErrors
+from portal.pagination import Page
+
+SHARED = -1  # by_key's id for an email two people have
+
+
+def email_key(email: str) -> str:
+    """What matching compares: the address trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+class Seen(NamedTuple):
+    """A provider user as sync read them: ProviderUser's fields in a tuple, a third of its
+    memory when a sync holds 100,000 of them."""
+
+    id: str
+    email: str
+    name: str
+    status: str
+    licensed: bool
+    room_url: str
+
+    @classmethod
+    def of(cls, user: ProviderUser) -> Seen:
+        return cls(user.id, user.email, user.name, user.status, user.licensed, user.room_url)
+
+
+class Person(NamedTuple):
+    id: int
+    email: str
+    active: bool
+
+
+class Stored(NamedTuple):
+    """A provider account row as stored before this sync (the columns sync compares)."""
+
+    provider_user_id: str
+    id: int
+    email: str
+    email_key: str
+    name: str
+    status: str
+    licensed: bool
+    room_url: str
+    user_id: int | None
+    reason: str
+    manual: bool
+
+
+class Decision(NamedTuple):
+    """What a provider user's row should say after this sync."""
+
+    user: Seen
+    key: str  # the user's email key
+    user_id: int | None
+    reason: str
+    manual: bool
+
+
+def _status_reason(user: Seen) -> str:
+    """Why a matched account has no usable room, or "" when it has one."""
+    if user.status == INACTIVE:
+        return INACTIVE_AT_PROVIDER
+    if user.status == PENDING:
+        return PENDING_CONFIRMATION
+    return "" if user.licensed else NOT_LICENSED
+
+
+def match(
+    users: Iterable[Seen], stored: Mapping[str, Stored], people: Iterable[Person]
+) -> list[Decision]:
+    """Each provider user's person and reason.
+
+    Hand choices come first and are kept; then links made by earlier syncs (so an email
+    changed on either side keeps its person); then the rest by email. A person is mapped to
+    one provider user at most.
+    """
+    keyed = {user.id: (user, email_key(user.email)) for user in users}
+    active: dict[int, bool] = {}
+    # A person's id by email key, or SHARED when two people have it (a list each would weigh
+    # 10 MB more for 100,000 people).
+    by_key: dict[str, int] = {}
+    for person in people:
+        active[person.id] = person.active
+        key = email_key(person.email)
+        by_key[key] = SHARED if key in by_key else person.id
+    emails = Counter(key for _, key in keyed.values())
+    claimed: set[int] = set()
+    decisions: dict[str, Decision] = {}
+
+    def decide(user: Seen, key: str, user_id: int | None, reason: str, manual: bool) -> None:
+        if user_id is not None and not reason:
+            reason = DEACTIVATED if not active.get(user_id) else _status_reason(user)
+        if user_id is not None:
+            claimed.add(user_id)
+        decisions[user.id] = Decision(user, key, user_id, reason, manual)
+
+    for user, key in keyed.values():
+        row = stored.get(user.id)
+        if row is not None and row.manual:
+            decide(user, key, row.user_id, "" if row.user_id else UNMAPPED_BY_HAND, manual=True)
+    for user, key in keyed.values():
+        row = stored.get(user.id)
+        if user.id in decisions or row is None or row.user_id is None:
+            continue
+        if active.get(row.user_id) and row.user_id not in claimed:
+            decide(user, key, row.user_id, "", manual=False)
+    for user, key in keyed.values():
+        if user.id not in decisions:
+            user_id, reason = _by_email(key, emails, by_key, active, claimed)
+            decide(user, key, user_id, reason, manual=False)
+    return [decisions[user_id] for user_id in keyed]
+
+
+def _by_email(
+    key: str,
+    emails: Counter[str],
+    by_key: dict[str, int],
+    active: dict[int, bool],
+    claimed: set[int],
+) -> tuple[int | None, str]:
+    if not key:
+        return None, EMPTY_EMAIL
+    if emails[key] > 1:
+        return None, DUPLICATE_EMAIL
+    person_id = by_key.get(key)
+    if person_id is None:
+        return None, NO_PERSON
+    if person_id == SHARED:
+        return None, TWO_PEOPLE
+    if not active[person_id]:
+        return None, DEACTIVATED
+    if person_id in claimed:
+        return None, TAKEN
+    return person_id, ""
+
+
+PAGE_SIZE = 50
+
+
+class NotFoundError(LookupError):
+    """No such provider account or person in the company (the view answers 404)."""
+
+
+@dataclass(frozen=True)
+class MappingCounts:
+    mapped: int
+    people_unmapped: int
+    provider_unmapped: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    account: ProviderAccount
+    person: User
+
+
+@dataclass(frozen=True)
+class UnmappedPerson:
+    person: User
+    reason: str
+    account: ProviderAccount | None  # linked but of no use yet (pending, not licensed, ...)
+
+
+def _like(search: str) -> str | None:
+    words = search.strip().lower()
+    if not words:
+        return None
+    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _account_matches(pattern: str) -> Any:
+    return or_(
+        col(ProviderAccount.email_key).like(pattern, escape="\\"),
+        func.lower(col(ProviderAccount.name)).like(pattern, escape="\\"),
+    )
+
+
+def _person_matches(pattern: str) -> Any:
+    return or_(
+        col(User.email).like(pattern, escape="\\"),
+        func.lower(col(User.display_name)).like(pattern, escape="\\"),
+    )
+
+
+def _usable(connection: ConferencingConnection) -> Any:
+    return and_(
+        col(ProviderAccount.connection_id) == connection.id,
+        col(ProviderAccount.user_id).is_not(None),
+        col(ProviderAccount.reason) == "",
+    )
+
+
+async def _rows(session: AsyncSession, query: Select[*tuple[Any, ...]], number: int) -> Page[Any]:
+    """One page of `query`'s rows (tuples when it selects several things), with their count."""
+    total = (
+        await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+    ).scalar_one()
+    number = max(1, min(number, math.ceil(total / PAGE_SIZE)))
+    rows = (await session.execute(query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE))).all()
+    return Page(list(rows), number, PAGE_SIZE, total)
+
+
+async def counts(session: AsyncSession, connection: ConferencingConnection) -> MappingCounts:
+    """How many are in each of the page's lists, and how many accounts await confirmation."""
+    mapped = (
+        select(func.count())
+        .select_from(ProviderAccount)
+        .join(User, col(User.id) == col(ProviderAccount.user_id))
+        .where(_usable(connection), col(User.active))
+    )
+    mine = col(ProviderAccount.connection_id) == connection.id
+    provider_unmapped = select(func.count()).where(mine, col(ProviderAccount.user_id).is_(None))
+    pending = select(func.count()).where(mine, col(ProviderAccount.reason) == PENDING_CONFIRMATION)
+    active = select(func.count()).select_from(User).where(col(User.active))
+    mapped_count = (await session.execute(mapped)).scalar_one()
+    return MappingCounts(
+        mapped=mapped_count,
+        people_unmapped=(await session.execute(active)).scalar_one() - mapped_count,
+        provider_unmapped=(
+            await session.execute(provider_unmapped.select_from(ProviderAccount))
+        ).scalar_one(),
+        pending=(await session.execute(pending.select_from(ProviderAccount))).scalar_one(),
+    )
+
+
+async def mapped_people(
+    session: AsyncSession, connection: ConferencingConnection, search: str = "", page: int = 1
+) -> Page[MappedRow]:
+    """The people with a usable account, in name order; search by name or email either side."""
+    query = (
+        select(ProviderAccount, User)
+        .join(User, col(User.id) == col(ProviderAccount.user_id))
+        .where(_usable(connection), col(User.active))
+        .order_by(col(User.display_name), col(User.id))
+    )
+    if pattern := _like(search):
+        query = query.where(or_(_account_matches(pattern), _person_matches(pattern)))
+    found = await _rows(session, query, page)
+    return Page([MappedRow(a, p) for a, p in found.items], found.number, found.size, found.total)
+
+
+async def people_without_account(
+    session: AsyncSession, connection: ConferencingConnection, search: str = "", page: int = 1
+) -> Page[UnmappedPerson]:
+    """Active people with no usable account, each with why, in name order."""
+    linked = and_(
+        col(ProviderAccount.user_id) == col(User.id),
+        col(ProviderAccount.connection_id) == connection.id,
+    )
+    query = (
+        select(User, ProviderAccount)
+        .outerjoin(ProviderAccount, linked)
+        .where(
+            col(User.active),
+            or_(col(ProviderAccount.id).is_(None), col(ProviderAccount.reason) != ""),
+        )
+        .order_by(col(User.display_name), col(User.id))
+    )
+    if pattern := _like(search):
+        query = query.where(_person_matches(pattern))
+    found = await _rows(session, query, page)
+    items = [
+        UnmappedPerson(person, account.reason if account else NO_ACCOUNT, account)
+        for person, account in found.items
+    ]
+    return Page(items, found.number, found.size, found.total)
+
+
+async def provider_users_without_person(
+    session: AsyncSession, connection: ConferencingConnection, search: str = "", page: int = 1
+) -> Page[ProviderAccount]:
+    """Provider users mapped to no one, each with its `reason`, in email order."""
+    query = (
+        select(ProviderAccount)
+        .where(
+            col(ProviderAccount.connection_id) == connection.id,
+            col(ProviderAccount.user_id).is_(None),
+        )
+        .order_by(col(ProviderAccount.email_key), col(ProviderAccount.id))
+    )
+    if pattern := _like(search):
+        query = query.where(_account_matches(pattern))
+    found = await _rows(session, query, page)
+    return Page([row[0] for row in found.items], found.number, found.size, found.total)
+
+
+async def sync_history(
+    session: AsyncSession, connection: ConferencingConnection, page: int = 1
+) -> Page[SyncRun]:
+    """The connection's sync runs, newest first."""
+    query = (
+        select(SyncRun)
+        .where(col(SyncRun.connection_id) == connection.id)
+        .order_by(col(SyncRun.started_at).desc(), col(SyncRun.id).desc())
+    )
+    found = await _rows(session, query, page)
+    return Page([row[0] for row in found.items], found.number, found.size, found.total)
+
+
+async def _account(
+    session: AsyncSession, connection: ConferencingConnection, account_id: int
+) -> ProviderAccount:
+    account = await session.get(ProviderAccount, account_id)
+    # `get` may answer from the identity map, which the company scope does not filter.
+    if account is None or account.connection_id != connection.id:
+        raise NotFoundError(account_id)
+    return account
+
+
+async def map_by_hand(
+    session: AsyncSession, connection: ConferencingConnection, account_id: int, user_id: int
+) -> ProviderAccount:
+    """Map a provider user to a person for good: later syncs keep it. Another account mapped
+    to that person loses it."""
+    account = await _account(session, connection, account_id)
+    person = (await session.execute(select(User).where(col(User.id) == user_id))).scalars().first()
+    if person is None or person.company_id != connection.company_id:
+        raise NotFoundError(user_id)
+    if not person.active:
+        raise FormErrors({"form": f"{person.display_name} is deactivated: reactivate them first."})
+    others = select(ProviderAccount).where(
+        col(ProviderAccount.connection_id) == connection.id,
+        col(ProviderAccount.user_id) == person.id,
+        col(ProviderAccount.id) != account.id,
+    )
+    now = utcnow()
+    for other in (await session.execute(others)).scalars():
+        other.user_id, other.reason, other.manual, other.updated_at = None, TAKEN, False, now
+    account.user_id, account.manual, account.updated_at = person.id, True, now
+    account.reason = _status_reason_of(account)
+    await session.flush()
+    return account
+
+
+def _status_reason_of(account: ProviderAccount) -> str:
+    return _status_reason(
+        Seen(
+            account.provider_user_id,
+            account.email,
+            account.name,
+            account.status,
+            account.licensed,
+            account.room_url,
+        )
+    )
+
+
+async def unmap_by_hand(
+    session: AsyncSession, connection: ConferencingConnection, account_id: int
+) -> ProviderAccount:
+    """Unmap a provider user for good: later syncs leave it unmapped."""
+    account = await _account(session, connection, account_id)
+    account.user_id, account.reason, account.manual = None, UNMAPPED_BY_HAND, True
+    account.updated_at = utcnow()
+    await session.flush()
+    return account
+
+
+async def clear_manual(
+    session: AsyncSession, connection: ConferencingConnection, account_id: int
+) -> ProviderAccount:
+    """Forget the hand choice: the next sync matches the provider user by email again."""
+    account = await _account(session, connection, account_id)
+    account.manual = False
+    account.updated_at = utcnow()
+    await session.flush()
+    return account
