@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -112,14 +113,20 @@ async def connect(
     kind = _kind(provider_key)
     values = _read_fields(kind, form, {})
     await _verify(settings, kind, values)
+    already = FormErrors({"form": "A conferencing account is connected already: remove it first."})
     if await connection_of(session) is not None:
-        raise FormErrors({"form": "A conferencing account is connected already: remove it first."})
+        raise already
     connection = ConferencingConnection(
         company_id=company_id, provider=kind.key, secret_credentials=""
     )
     _store(settings, connection, kind, values)
-    session.add(connection)
-    await session.flush()
+    try:
+        # A savepoint: another admin's Map may pass the check above before either commits.
+        async with session.begin_nested():
+            session.add(connection)
+            await session.flush()
+    except IntegrityError:
+        raise already from None
     return connection
 
 

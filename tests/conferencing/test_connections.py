@@ -3,6 +3,7 @@ saved on any error; options, replacing credentials and removing the connection."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 
@@ -291,3 +292,27 @@ def test_keys_and_provider_endpoints_come_from_the_environment() -> None:
                     name: value,
                 }
             )
+
+
+async def test_two_admins_connecting_at_once_make_one_connection_and_one_clear_refusal(
+    db: Database, zoom_settings: Settings, acme: Company
+) -> None:
+    """Both check that the company has no connection before either commits: the second is
+    refused plainly, not with a database error."""
+
+    async def connect_and_hold() -> str:
+        async with db.session(company_id=acme.id, write=True) as session:
+            try:
+                await connect(session, zoom_settings, acme.id or 0, "zoom", FORM)
+            except FormErrors as error:
+                return error.errors["form"]
+            await asyncio.sleep(0.3)  # the other's check runs before this commits
+            await session.commit()
+            return "connected"
+
+    answers = await asyncio.gather(connect_and_hold(), connect_and_hold())
+    assert sorted(answers) == [
+        "A conferencing account is connected already: remove it first.",
+        "connected",
+    ]
+    assert len(await _connections(db, acme)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
@@ -369,3 +370,21 @@ async def test_the_people_to_map_by_hand_come_in_pages(
     assert f'href="http://testserver{PAGE}/accounts/{row.id}/map?page=2&amp;q=person"' in first.text
     second = await admin_client.get(f"{PAGE}/accounts/{row.id}/map?q=person&page=2")
     assert "26–30 of 30" in text_of(second.text)
+
+
+async def test_the_same_map_sent_many_times_at_once_connects_once(
+    admin_client: PortalClient, db: Database, acme: Company, zoom: tuple[ZoomAccount, str]
+) -> None:
+    """A double click, or a script: every request answers (connected, or already connected),
+    none with a 500, and the company has one connection."""
+    token = await admin_client.csrf()
+    answers = await asyncio.gather(
+        *(
+            admin_client.http.post(f"{PAGE}/connect", data={"csrf_token": token, **CONNECT})
+            for _ in range(20)
+        )
+    )
+    assert sorted({answer.status_code for answer in answers}) in ([303], [303, 400])
+    refused = [answer for answer in answers if answer.status_code == 400]
+    assert all("connected already" in text_of(answer.text) for answer in refused)
+    assert await _count(db, acme, ConferencingConnection) == 1
