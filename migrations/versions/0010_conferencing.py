@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("finished_at", portal.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("pages_read", sa.Integer(), nullable=False),
         sa.Column("users_seen", sa.Integer(), nullable=False),
+        sa.Column("people_matched", sa.Integer(), nullable=False),
         sa.Column("newly_mapped", sa.Integer(), nullable=False),
         sa.Column("still_unmapped", sa.Integer(), nullable=False),
         sa.Column("no_longer_at_provider", sa.Integer(), nullable=False),

@@ -140,6 +140,8 @@ class SyncRun(TenantScoped, SQLModel, table=True):
     finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     pages_read: int = Field(default=0)
     users_seen: int = Field(default=0)
+    # While reading: provider users whose email is an active person's; then: people mapped.
+    people_matched: int = Field(default=0)
     newly_mapped: int = Field(default=0)
     still_unmapped: int = Field(default=0)
     no_longer_at_provider: int = Field(default=0)

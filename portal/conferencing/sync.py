@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import stamina
@@ -33,6 +33,7 @@ from portal.conferencing.interfaces import (
     Provider,
     ProviderUnavailable,
     RateLimited,
+    UserPage,
 )
 from portal.conferencing.mapping import Decision, Person, Seen, Stored, email_key, match
 from portal.conferencing.models import (
@@ -59,6 +60,8 @@ STALE_AFTER = dt.timedelta(minutes=10)
 # provider asks (capped), and then fails.
 RATE_LIMIT_ATTEMPTS = 6
 RATE_LIMIT_WAIT_MAX = 60.0
+# Progress is written at most this often: a commit per page cost a 336-page sync a second.
+PROGRESS_EVERY = dt.timedelta(seconds=0.5)
 _LOCK_SPACE = 0x5C0F  # pg_try_advisory_xact_lock(space, company_id): conferencing syncs
 
 T = TypeVar("T")
@@ -150,6 +153,7 @@ async def run_sync(
         )
         try:
             progress = _Progress(db, company_id, run_id, stopping)
+            progress.people = await _active_emails(db, company_id)
             users = await _read_all(provider, progress)
             created = await _create_accounts(db, connection, provider, users, progress)
         finally:
@@ -171,25 +175,50 @@ async def _fail(db: Database, company_id: int, run_id: int, error: str) -> None:
             _finish(run, FAILED, error)
 
 
+async def _active_emails(db: Database, company_id: int) -> set[str]:
+    """The email keys of the company's active people, to count matches while reading."""
+    async with db.session(company_id=company_id) as session:
+        emails = await session.execute(select(col(User.email)).where(col(User.active)))
+        return {email_key(email) for email in emails.scalars()}
+
+
 @dataclass
 class _Progress:
-    """The run's pages read and users seen, committed as they grow so the page can show them."""
+    """The run's pages read, users seen and people matched so far, committed as they grow
+    (at most every PROGRESS_EVERY) so the page can show them."""
 
     db: Database
     company_id: int
     run_id: int
     stopping: asyncio.Event | None
+    people: set[str] = field(default_factory=set)
     pages: int = 0
     users: int = 0
+    matched: int = 0
+    written: dt.datetime | None = None
 
-    async def beat(self) -> None:
+    def read(self, page: UserPage) -> None:
+        self.pages += 1
+        self.users += len(page.users)
+        self.matched += sum(1 for user in page.users if email_key(user.email) in self.people)
+
+    async def beat(self, *, last: bool = False) -> None:
         if self.stopping is not None and self.stopping.is_set():
             raise SyncStopped("The portal stopped during the sync: run it again.")
+        now = utcnow()
+        if not last and self.written is not None and now - self.written < PROGRESS_EVERY:
+            return
+        self.written = now
         async with self.db.transaction(company_id=self.company_id) as session:
             result = await session.execute(
                 update(SyncRun)
                 .where(col(SyncRun.id) == self.run_id, col(SyncRun.status) == RUNNING)
-                .values(pages_read=self.pages, users_seen=self.users, heartbeat_at=utcnow())
+                .values(
+                    pages_read=self.pages,
+                    users_seen=self.users,
+                    people_matched=self.matched,
+                    heartbeat_at=now,
+                )
             )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise SyncStopped("The sync was stopped: it ran too long without a sign of life.")
@@ -218,9 +247,8 @@ async def _read_all(provider: Provider, progress: _Progress) -> list[Seen]:
     while True:
         page = await _patiently(functools.partial(provider.users, cursor))
         users.extend(Seen.of(user) for user in page.users)
-        progress.pages += 1
-        progress.users += len(page.users)
-        await progress.beat()
+        progress.read(page)
+        await progress.beat(last=page.next_cursor is None)
         if page.next_cursor is None:
             return users
         cursor = page.next_cursor
@@ -407,6 +435,7 @@ async def _apply(
             )
         mapped = {d.user_id for d in decisions if d.user_id is not None and not d.reason}
         run.newly_mapped = changes.newly_mapped
+        run.people_matched = len(mapped)
         run.still_unmapped = sum(1 for p in people if p.active and p.id not in mapped)
         run.no_longer_at_provider = changes.gone
         run.accounts_created = created

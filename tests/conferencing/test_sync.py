@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -258,11 +259,18 @@ async def test_rate_limiting_slows_the_sync_down_and_it_finishes(
 
 
 async def test_progress_is_committed_page_by_page_while_the_sync_runs(
-    db: Database, zoom_settings: Settings, zoom: ZoomAccount, acme: Company, admin: User
+    db: Database,
+    zoom_settings: Settings,
+    zoom: ZoomAccount,
+    acme: Company,
+    admin: User,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sync, "PROGRESS_EVERY", dt.timedelta(0))
     zoom.max_page_size = 2
-    for number in range(7):
+    for number in range(6):
         zoom.add_user(f"user{number}@acme.example")
+    zoom.add_user(admin.email.upper())
     await _connect(db, zoom_settings, acme)
     async with db.transaction(company_id=acme.id) as session:
         connection = await connection_of(session)
@@ -270,18 +278,22 @@ async def test_progress_is_committed_page_by_page_while_the_sync_runs(
         run = await sync.request_sync(session, connection)
     zoom.delay = 0.05
     task = asyncio.ensure_future(sync.run_sync(db, zoom_settings, acme.id or 0, run.id or 0))
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, int]] = set()
     while not task.done():
         async with db.session(company_id=acme.id) as session:
             polled = await sync.sync_run(session, run.id or 0)
             assert polled is not None
-            seen.add((polled.status, polled.pages_read))
+            seen.add((polled.status, polled.pages_read, polled.people_matched))
         await asyncio.sleep(0.02)
     done = await task
     assert done is not None and done.status == SUCCEEDED
     # Active users: the owner and 7 on 4 pages of 2; then the empty inactive and pending lists.
     assert done.users_seen == 8
-    assert any(status == RUNNING and 0 < pages < done.pages_read for status, pages in seen)
+    running = [(pages, matched) for status, pages, matched in seen if status == RUNNING]
+    assert any(0 < pages < done.pages_read for pages, _ in running)
+    # Only the admin is a portal person (their email in other letters at Zoom): matched by
+    # email while the pages come in.
+    assert {matched for _, matched in running} >= {0, 1} and done.people_matched == 1
 
 
 async def test_automatic_creation_gives_unmapped_people_a_pending_account(
