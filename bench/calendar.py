@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -36,13 +35,10 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.pages import (  # noqa: E402
     EMAIL,
@@ -58,6 +54,7 @@ from portal.accounts.models import User  # noqa: E402
 from portal.calendar.models import CalendarEvent, CalendarFeed, EventParticipant  # noqa: E402
 from portal.calendar.recurrence import last_end  # noqa: E402
 from portal.db import sync_url  # noqa: E402
+from tests.servers import scratch_postgres_database  # noqa: E402
 
 MONTH_P99_MS = 50.0
 MONTH_SHARE = 0.15
@@ -127,20 +124,6 @@ def _event_row(admin: Any, rng: random.Random, today: dt.datetime, repeats: bool
     event.last_ends_at = last_end(event)
     row = event.model_dump(exclude={"id"})
     return row
-
-
-@contextlib.contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    server = make_url(server_url).set(drivername="postgresql")
-    conninfo = server.render_as_string(hide_password=False)
-    name = f"portal_bench_calendar_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def single_request_ms(url: str, headers: dict[str, str], times: int = 20) -> float:
@@ -230,7 +213,7 @@ def main() -> None:
         token = seed_events(f"sqlite:///{database}", args.events, args.recurring)
         runs = {"SQLite": run_portal("sqlite", env, token, port, data_dir, args)}
         if args.database_url:
-            with scratch_postgres(args.database_url) as url:
+            with scratch_postgres_database(args.database_url, "portal_bench_calendar") as url:
                 pg_env = env | {"PORTAL_DATABASE_URL": url, "PORTAL_MIGRATE_ON_START": "true"}
                 pg_env["PORTAL_SECRET_KEY"] = secrets.token_urlsafe(48)
                 build_demo(args.people, pg_env)

@@ -32,9 +32,7 @@ from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
 from sqlalchemy import event, insert, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from starlette.datastructures import Secret  # noqa: E402
 
 from portal import migrate  # noqa: E402
@@ -43,7 +41,7 @@ from portal.conferencing.connections import connect, connection_of  # noqa: E402
 from portal.conferencing.sync import request_sync, run_sync  # noqa: E402
 from portal.db import UNSCOPED, Database  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.servers import free_port, scratch_postgres_database  # noqa: E402
 
 FIRST_SYNC_S = 5.0
 RESYNC_S = 2.0
@@ -87,20 +85,6 @@ def simulator(people: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    server = make_url(server_url).set(drivername="postgresql")
-    conninfo = server.render_as_string(hide_password=False)
-    name = f"portal_bench_sync_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(database_url: str, people: int) -> None:
@@ -231,7 +215,7 @@ def main() -> None:
         if not args.skip_sqlite:
             measure_apart("SQLite", f"sqlite:///{Path(tmp) / 'portal.db'}", zoom_url, args.people)
         if args.database_url:
-            with scratch_postgres(args.database_url) as url:
+            with scratch_postgres_database(args.database_url, "portal_bench_sync") as url:
                 measure_apart("PostgreSQL", url, zoom_url, args.people)
 
 

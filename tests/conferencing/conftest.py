@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from portal.settings import Settings
+from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
 from tests.servers import free_port
+
+# A Zoom account's Server-to-Server OAuth app, as the admin enters it.
+ZOOM_CREDENTIALS = {
+    "account_id": "acct-1",
+    "client_id": "client-1",
+    "client_secret": "s3cret-value",
+}
 
 
 @contextlib.contextmanager
@@ -32,3 +43,16 @@ def serve(app: ASGIApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def zoom() -> ZoomAccount:
+    """The company's Zoom account at the simulator: tests add users and faults to it."""
+    return ZoomAccount(*ZOOM_CREDENTIALS.values())
+
+
+@pytest.fixture
+def zoom_settings(settings: Settings, zoom: ZoomAccount) -> Iterator[Settings]:
+    """Settings whose Zoom is the simulator of `zoom`, served while the test runs."""
+    with serve(zoom_app(zoom)) as url:
+        yield dataclasses.replace(settings, provider_endpoints=zoom_endpoints(url))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -29,21 +28,10 @@ from portal.conferencing.sync import request_sync
 from portal.db import Database
 from portal.forms import FormErrors
 from portal.settings import Settings, SettingsError
-from tests.conferencing.conftest import serve
-from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
+from tests.conferencing.conftest import ZOOM_CREDENTIALS
+from tests.conferencing.zoom_simulator import ZoomAccount
 
-FORM = {"account_id": "acct-1", "client_id": "client-1", "client_secret": "s3cret-value"}
-
-
-@pytest.fixture
-def zoom() -> ZoomAccount:
-    return ZoomAccount("acct-1", "client-1", "s3cret-value")
-
-
-@pytest.fixture
-def zoom_settings(settings: Settings, zoom: ZoomAccount) -> Iterator[Settings]:
-    with serve(zoom_app(zoom)) as url:
-        yield dataclasses.replace(settings, provider_endpoints=zoom_endpoints(url))
+FORM = ZOOM_CREDENTIALS
 
 
 async def _connections(db: Database, company: Company) -> list[ConferencingConnection]:

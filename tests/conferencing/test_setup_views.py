@@ -47,6 +47,13 @@ async def _count(db: Database, company: Company, model: type) -> int:
         return (await session.execute(select(func.count()).select_from(model))).scalar_one()
 
 
+async def _account(db: Database, company: Company, email: str) -> ProviderAccount:
+    """The provider user with this email, as sync stored it."""
+    async with db.session(company_id=company.id) as session:
+        query = select(ProviderAccount).where(ProviderAccount.email == email)
+        return (await session.execute(query)).scalar_one()
+
+
 async def _sync(admin_client: PortalClient, db: Database, settings: Settings, acme: Company) -> int:
     """Refresh sync as the page does it (htmx), then the job's run; the run's id."""
     started = await admin_client.http.post(
@@ -314,12 +321,7 @@ async def test_map_by_hand_refuses_a_deactivated_person_and_malformed_ids(
     await admin_client.post(f"/setup/users/{former.id}/deactivate")
     await admin_client.post(f"{PAGE}/connect", CONNECT)
     await _sync(admin_client, db, settings, acme)
-    async with db.session(company_id=acme.id) as session:
-        row = (
-            await session.execute(
-                select(ProviderAccount).where(ProviderAccount.email == "gone@elsewhere.example")
-            )
-        ).scalar_one()
+    row = await _account(db, acme, "gone@elsewhere.example")
     refused = await admin_client.post(f"{PAGE}/accounts/{row.id}/map", {"user_id": str(former.id)})
     assert refused.status_code == 400
     assert "deactivated" in text_of(refused.text) and "Nothing was changed." in text_of(
@@ -360,12 +362,7 @@ async def test_the_people_to_map_by_hand_come_in_pages(
         await make_user(db, acme, f"person{number:02}@acme.example", name=f"Person {number:02}")
     await admin_client.post(f"{PAGE}/connect", CONNECT)
     await _sync(admin_client, db, settings, acme)
-    async with db.session(company_id=acme.id) as session:
-        row = (
-            await session.execute(
-                select(ProviderAccount).where(ProviderAccount.email == "stranger@elsewhere.example")
-            )
-        ).scalar_one()
+    row = await _account(db, acme, "stranger@elsewhere.example")
     first = await admin_client.get(f"{PAGE}/accounts/{row.id}/map?q=person")
     assert f'href="http://testserver{PAGE}/accounts/{row.id}/map?page=2&amp;q=person"' in first.text
     second = await admin_client.get(f"{PAGE}/accounts/{row.id}/map?q=person&page=2")

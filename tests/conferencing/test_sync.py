@@ -4,9 +4,7 @@ hand choices, progress, rate limits, failures that keep the mapping, and one syn
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text, update
@@ -45,22 +43,11 @@ from portal.conferencing.services import resolve_room
 from portal.db import Database, utcnow
 from portal.jobs.base import AFTER_COMMIT
 from portal.settings import Settings
-from tests.conferencing.conftest import serve
-from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
+from tests.conferencing.conftest import ZOOM_CREDENTIALS
+from tests.conferencing.zoom_simulator import ZoomAccount
 from tests.conftest import make_company, make_user
 
-FORM = {"account_id": "acct-1", "client_id": "client-1", "client_secret": "s3cret-value"}
-
-
-@pytest.fixture
-def zoom() -> ZoomAccount:
-    return ZoomAccount("acct-1", "client-1", "s3cret-value")
-
-
-@pytest.fixture
-def zoom_settings(settings: Settings, zoom: ZoomAccount) -> Iterator[Settings]:
-    with serve(zoom_app(zoom)) as url:
-        yield dataclasses.replace(settings, provider_endpoints=zoom_endpoints(url))
+FORM = ZOOM_CREDENTIALS
 
 
 async def _connect(db: Database, settings: Settings, company: Company) -> ConferencingConnection:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
@@ -32,23 +30,12 @@ from portal.conferencing.sync import request_sync
 from portal.db import UNSCOPED, Database, utcnow
 from portal.jobs import InProcessRunner, JobEnv
 from portal.settings import Settings
-from tests.conferencing.conftest import serve
-from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
+from tests.conferencing.conftest import ZOOM_CREDENTIALS
+from tests.conferencing.zoom_simulator import ZoomAccount
 from tests.conftest import make_company
 
 UTC = dt.UTC
-FORM = {"account_id": "acct-1", "client_id": "client-1", "client_secret": "s3cret-value"}
-
-
-@pytest.fixture
-def zoom() -> ZoomAccount:
-    return ZoomAccount("acct-1", "client-1", "s3cret-value")
-
-
-@pytest.fixture
-def zoom_settings(settings: Settings, zoom: ZoomAccount) -> Iterator[Settings]:
-    with serve(zoom_app(zoom)) as url:
-        yield dataclasses.replace(settings, provider_endpoints=zoom_endpoints(url))
+FORM = ZOOM_CREDENTIALS
 
 
 def test_the_jobs_are_declared_for_the_runners() -> None:

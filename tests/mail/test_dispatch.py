@@ -215,6 +215,17 @@ async def _claims_run_out(db: Database) -> None:
         await session.commit()
 
 
+async def _claimed_by_the_dead(db: Database, ids: list[int], left: dt.timedelta) -> None:
+    """Claims of a dispatcher killed mid-send: its heartbeat stopped, they run out in `left`."""
+    async with db.session(company_id=UNSCOPED, write=True) as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+            .values(claimed_by="gone-host:4242:dead", claimed_until=utcnow() + left, attempts=1)
+        )
+        await session.commit()
+
+
 async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_heartbeat_stops(
     db: Database,
     mail_settings: Settings,
@@ -227,17 +238,7 @@ async def test_the_claims_of_a_dispatcher_that_died_are_taken_over_once_its_hear
     the moment they run out, not minutes later."""
     monkeypatch.setattr(dispatch, "WATCH_SECONDS", 0.2)
     ids = await queue(db, mail_settings, acme, count=20)
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids[:10]))  # type: ignore[union-attr]
-            .values(
-                claimed_by="gone-host:4242:dead",
-                claimed_until=utcnow() + dt.timedelta(seconds=2),
-                attempts=1,
-            )
-        )
-        await session.commit()
+    await _claimed_by_the_dead(db, ids[:10], dt.timedelta(seconds=2))
     began = time.monotonic()
     report = await send_outbox(db, mail_settings, sender(mail_settings))
     took = time.monotonic() - began
@@ -256,17 +257,7 @@ async def test_claims_that_run_out_while_the_live_dispatcher_sends_go_out_in_the
     too rather than ending with them left for the next run."""
     smtp_server.inbox.delay = 0.3
     ids = await queue(db, mail_settings, acme, count=20)
-    async with db.session(company_id=UNSCOPED, write=True) as session:
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids[:10]))  # type: ignore[union-attr]
-            .values(
-                claimed_by="gone-host:4242:dead",
-                claimed_until=utcnow() + dt.timedelta(seconds=0.2),
-                attempts=1,
-            )
-        )
-        await session.commit()
+    await _claimed_by_the_dead(db, ids[:10], dt.timedelta(seconds=0.2))
     report = await send_outbox(db, mail_settings, sender(mail_settings))
     assert report.sent == 20
     assert {row.status for row in await stored(db)} == {SENT}
