@@ -7,16 +7,16 @@ import datetime as dt
 import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Select, Table, bindparam, event, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -290,6 +290,30 @@ class CompanyReader:
         async with self._db.engine.connect() as async_connection:
             result = await async_connection.execute(query.statement, params)
             return [dict(row._mapping) for row in result]
+
+
+Found = TypeVar("Found")
+
+
+async def add_or_find(
+    session: AsyncSession, row: object, find: Callable[[], Awaitable[Found | None]]
+) -> Found | None:
+    """Add and flush `row`: None once it is added; or, when a unique constraint says that a
+    request racing this one added its twin first, what `find` returns for that twin.
+
+    The insert runs in a savepoint, so the session stays usable after the refusal; an
+    IntegrityError that `find` cannot explain (no twin) is raised as it came.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        twin = await find()
+        if twin is None:
+            raise
+        return twin
+    return None
 
 
 def create_sqlite_file(url: str) -> None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CompoundSelect, func, select, true, union
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,7 +22,7 @@ from portal.accounts.models import Company, User
 from portal.calendar.ics import FeedEntry, feed_calendar
 from portal.calendar.links import join_link
 from portal.calendar.models import CalendarEvent, CalendarFeed, EventParticipant
-from portal.db import utcnow
+from portal.db import add_or_find, utcnow
 from portal.settings import Settings
 
 # A feed carries the events that ended at most this long ago, and everything after.
@@ -46,17 +45,9 @@ async def feed_token(session: AsyncSession, user: User) -> str:
     if feed is not None:
         return feed.token
     feed = CalendarFeed(company_id=user.company_id, user_id=user.id or 0, token=_new_token())
-    try:
-        # A savepoint: the same person's page open twice may make the first one at once.
-        async with session.begin_nested():
-            session.add(feed)
-            await session.flush()
-    except IntegrityError:
-        existing = await _feed_of(session, user)
-        if existing is None:
-            raise
-        return existing.token
-    return feed.token
+    # The same person's page open twice may make the first one at once.
+    existing = await add_or_find(session, feed, lambda: _feed_of(session, user))
+    return (existing or feed).token
 
 
 async def reset_feed(session: AsyncSession, user: User) -> str:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,7 +34,7 @@ from portal.calendar.rows import (
     set_reminders,
 )
 from portal.calendar.times import parse_date, until_value
-from portal.db import utcnow
+from portal.db import add_or_find, utcnow
 from portal.forms import FormErrors
 from portal.meetings.services import is_request_key
 from portal.settings import Settings
@@ -67,15 +66,9 @@ async def create_event(
     event = new_event(organizer, new_uid(settings))
     event.request_key = key or None
     fill(event, checked, await event_room_url(session, settings, organizer, checked))
-    try:
-        # A savepoint: the same Save sent again at once may insert the same key first.
-        async with session.begin_nested():
-            session.add(event)
-            await session.flush()
-    except IntegrityError:
-        existing = await event_for_key(session, organizer, key) if key else None
-        if existing is None:
-            raise
+    # The same Save sent again at once may insert the same key first.
+    existing = await add_or_find(session, event, lambda: event_for_key(session, organizer, key))
+    if existing is not None:
         return SavedEvent(existing, created=False)
     await _invite_to_new(session, settings, company, event, checked)
     return SavedEvent(event, checked.notes)

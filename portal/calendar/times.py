@@ -13,8 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from portal.calendar.models import CalendarEvent
-from portal.calendar.recurrence import MAX_OCCURRENCES, MAX_SPAN, series_starts, wall_clock
+from portal.calendar.recurrence import (
+    MAX_OCCURRENCES,
+    MAX_SPAN,
+    series_starts,
+    unsaved_series,
+    wall_clock,
+)
 from portal.forms import FormErrors
 from portal.timezones import is_time_zone, zone
 
@@ -249,22 +254,6 @@ def _bound(repeat: Repeat, times: EventTimes) -> tuple[str, int | None]:
     raise FormErrors({"ends": "Pick when the repeats end."})
 
 
-def _trial(times: EventTimes, rrule: str) -> CalendarEvent:
-    """An unsaved series, for expanding a rule before anything is stored."""
-    return CalendarEvent(
-        company_id=0,
-        organizer_id=0,
-        uid="",
-        title="",
-        time_zone=times.time_zone,
-        all_day=times.all_day,
-        starts_at=times.starts_at,
-        ends_at=times.ends_at,
-        last_ends_at=times.ends_at,
-        rrule=rrule,
-    )
-
-
 def _moved(times: EventTimes, first: dt.datetime) -> EventTimes:
     """`times` moved to start at `first`, lasting as long on the wall clock."""
     start = wall_clock(times.starts_at, times.time_zone)
@@ -282,7 +271,12 @@ def repeat_rule(repeat: Repeat, times: EventTimes) -> RepeatRule:
         return RepeatRule("", times)
     base = _frequency(repeat, wall_clock(times.starts_at, times.time_zone))
     bound, count = _bound(repeat, times)
-    starts = series_starts(_trial(times, base + bound), MAX_OCCURRENCES + 1)
+    starts = series_starts(
+        unsaved_series(
+            base + bound, times.starts_at, times.ends_at, times.time_zone, times.all_day
+        ),
+        MAX_OCCURRENCES + 1,
+    )
     if not starts:
         raise FormErrors({"repeat": "These repeat choices leave no occurrence."})
     notes: list[str] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -14,7 +13,7 @@ from portal.conferencing import secrets
 from portal.conferencing.interfaces import ConferencingError
 from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
 from portal.conferencing.providers import KINDS, ProviderKind, open_provider
-from portal.db import utcnow
+from portal.db import add_or_find, utcnow
 from portal.forms import FormErrors
 from portal.settings import Settings
 
@@ -120,13 +119,9 @@ async def connect(
         company_id=company_id, provider=kind.key, secret_credentials=""
     )
     _store(settings, connection, kind, values)
-    try:
-        # A savepoint: another admin's Map may pass the check above before either commits.
-        async with session.begin_nested():
-            session.add(connection)
-            await session.flush()
-    except IntegrityError:
-        raise already from None
+    # Another admin's Map may pass the check above before either commits.
+    if await add_or_find(session, connection, lambda: connection_of(session)) is not None:
+        raise already
     return connection
 
 

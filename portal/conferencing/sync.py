@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import stamina
 from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -47,7 +46,7 @@ from portal.conferencing.models import (
     SyncRun,
 )
 from portal.conferencing.providers import open_provider
-from portal.db import Database, utcnow
+from portal.db import Database, add_or_find, utcnow
 from portal.jobs import defer_after_commit
 from portal.settings import Settings
 
@@ -97,15 +96,9 @@ async def request_sync(
         trigger=trigger,
         requested_by=requested_by,
     )
-    try:
-        # A savepoint: another request may start the company's sync at the same moment.
-        async with session.begin_nested():
-            session.add(run)
-            await session.flush()
-    except IntegrityError:
-        running = await _running(session)
-        if running is None:
-            raise
+    # Another request may start the company's sync at the same moment.
+    running = await add_or_find(session, run, lambda: _running(session))
+    if running is not None:
         return running
     defer_after_commit(session, SYNC_JOB, run_id=run.id)
     return run

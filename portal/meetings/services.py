@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.accounts.models import Company, User
 from portal.conferencing.services import resolve_room
-from portal.db import utcnow
+from portal.db import add_or_find, utcnow
 from portal.directory.people import (
     addresses,
     colleagues_by_email,
@@ -138,15 +137,9 @@ async def start_meeting(
         message=message,
         request_key=key,
     )
-    try:
-        # A savepoint: a double-click racing this one may insert the same key first.
-        async with session.begin_nested():
-            session.add(meeting)
-            await session.flush()
-    except IntegrityError:
-        existing = await _meeting_for_key(session, host, key)
-        if existing is None:
-            raise
+    # A double-click racing this one may insert the same key first.
+    existing = await add_or_find(session, meeting, lambda: _meeting_for_key(session, host, key))
+    if existing is not None:
         return existing
     invitees = [_invite(session, settings, company, host, meeting, guest) for guest in guests]
     await session.flush()
