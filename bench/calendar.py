@@ -45,6 +45,7 @@ from bench.pages import (  # noqa: E402
     Load,
     build_demo,
     free_port,
+    load_options,
     measure,
     serving,
     sign_in,
@@ -194,11 +195,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--recurring", type=int, default=500)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    load_options(parser)
     parser.add_argument("--database-url", help="also run on this PostgreSQL server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -219,16 +219,21 @@ def report(rows: list[tuple[str, Load, Load]]) -> None:
             print(f"  {share:.2f} (target {target:.2f}: {verdict})" if server == "portal" else "")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--people", type=int, default=10_000)
+def load_options(parser: argparse.ArgumentParser) -> None:
+    """The options `measure` and `uvicorn_command` are run with: wrk's and uvicorn's."""
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=10_000)
+    load_options(parser)
     parser.add_argument(
         "--pages", default=",".join(TARGETS), help="which pages to measure (comma-separated)"
     )
