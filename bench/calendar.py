@@ -20,27 +20,27 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on the path, where this file would stand in
-# for the standard library's calendar module (which email and http import): the project's
+# Run as a script, a bench's own folder comes first on the path, where this file would stand
+# in for the standard library's calendar module (which email and http import): the project's
 # root takes its place.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import secrets  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import shutil
+import statistics
+import tempfile
+import time
+from typing import Any
 
-import httpx  # noqa: E402
-from sqlalchemy import create_engine, insert, select  # noqa: E402
+import httpx
+from sqlalchemy import create_engine, insert, select
 
-from bench.pages import (  # noqa: E402
+from bench.pages import (
     EMAIL,
     Load,
     build_demo,
@@ -51,11 +51,11 @@ from bench.pages import (  # noqa: E402
     sign_in,
     uvicorn_command,
 )
-from portal.accounts.models import User  # noqa: E402
-from portal.calendar.models import CalendarEvent, CalendarFeed, EventParticipant  # noqa: E402
-from portal.calendar.recurrence import last_end  # noqa: E402
-from portal.db import sync_url  # noqa: E402
-from tests.servers import scratch_postgres_database  # noqa: E402
+from portal.accounts.models import User
+from portal.calendar.models import CalendarEvent, CalendarFeed, EventParticipant
+from portal.calendar.recurrence import last_end
+from portal.db import sync_url
+from tests.servers import scratch_postgres_database
 
 MONTH_P99_MS = 50.0
 MONTH_SHARE = 0.15

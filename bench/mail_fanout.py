@@ -14,6 +14,14 @@ the outbox's share of the raw rate per round, then the medians (target: a share 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, a bench's own folder comes first on the path, where bench/calendar.py would
+# stand in for the standard library's calendar module (which email and http import): the
+# project's root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import asyncio
 import contextlib
@@ -31,7 +39,6 @@ from email.message import Message
 from email.utils import make_msgid
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiosmtplib

@@ -16,6 +16,14 @@ Needs wrk (Debian's package; `make bench` installs it when run as root).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, a bench's own folder comes first on the path, where bench/calendar.py would
+# stand in for the standard library's calendar module (which email and http import): the
+# project's root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import contextlib
 import json
@@ -25,12 +33,10 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import jinja2

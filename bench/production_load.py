@@ -12,6 +12,14 @@ invitee. Targets: 0, 0 and 0.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, a bench's own folder comes first on the path, where bench/calendar.py would
+# stand in for the standard library's calendar module (which email and http import): the
+# project's root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import asyncio
 import contextlib
@@ -21,12 +29,10 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg

@@ -18,30 +18,30 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import dataclasses  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import secrets  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import resource
+import secrets
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
 
-import httpx  # noqa: E402
-from sqlalchemy import event, insert, select  # noqa: E402
-from starlette.datastructures import Secret  # noqa: E402
+import httpx
+from sqlalchemy import event, insert, select
+from starlette.datastructures import Secret
 
-from portal import migrate  # noqa: E402
-from portal.accounts.models import Company, User  # noqa: E402
-from portal.conferencing.connections import connect, connection_of  # noqa: E402
-from portal.conferencing.sync import request_sync, run_sync  # noqa: E402
-from portal.db import UNSCOPED, Database  # noqa: E402
-from portal.settings import Settings  # noqa: E402
-from tests.servers import free_port, scratch_postgres_database  # noqa: E402
+from portal import migrate
+from portal.accounts.models import Company, User
+from portal.conferencing.connections import connect, connection_of
+from portal.conferencing.sync import request_sync, run_sync
+from portal.db import UNSCOPED, Database
+from portal.settings import Settings
+from tests.servers import free_port, scratch_postgres_database
 
 FIRST_SYNC_S = 5.0
 RESYNC_S = 2.0
