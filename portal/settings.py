@@ -166,6 +166,12 @@ PROVIDER_ENDPOINTS = {
     "zoom_api": "PORTAL_ZOOM_API_URL",
     "zoom_oauth": "PORTAL_ZOOM_OAUTH_URL",
     "imeet_api": "PORTAL_IMEET_API_URL",
+    "webex_api": "PORTAL_WEBEX_API_URL",
+    "webex_xml": "PORTAL_WEBEX_XML_URL",
+    "goto_api": "PORTAL_GOTO_API_URL",
+    "goto_oauth": "PORTAL_GOTO_OAUTH_URL",
+    "bluejeans_api": "PORTAL_BLUEJEANS_API_URL",
+    "ringcentral_api": "PORTAL_RINGCENTRAL_API_URL",
 }
 
 

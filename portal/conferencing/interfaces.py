@@ -87,6 +87,25 @@ class CreatedMeeting:
     start_url: str  # the host's link; some providers' expire (Zoom's after about 2 hours)
 
 
+@dataclass(frozen=True)
+class PersonalAccount:
+    """Who a person is at a provider they sign in to themselves (username and password)."""
+
+    user_id: str  # the provider's id for them
+    email: str
+    name: str
+    room_url: str  # their personal room's join link; "" where each meeting has its own
+
+
+@dataclass(frozen=True)
+class HostTokens:
+    """What a host's authorization of the portal left it: kept encrypted, refreshed as needed."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: dt.datetime  # the access token's end (UTC)
+
+
 class Provider(Protocol):
     """One company account at one provider, ready to be asked (see providers/__init__.py)."""
 
@@ -108,6 +127,43 @@ class Provider(Protocol):
     async def create_user(self, user: NewUser, method: str) -> ProviderUser:
         """A new user at the provider by the admin's provisioning method (see the provider's
         `PROVISIONING`); it may be PENDING until the person confirms."""
+
+    async def aclose(self) -> None:
+        """Let go of the HTTP connections."""
+
+
+class PasswordProvider(Protocol):
+    """A provider whose people sign in with their own username and password (GoTo, BlueJeans,
+    Webex in username and password mode); the company's credentials are the API client's."""
+
+    async def verify(self) -> None:
+        """Raise unless the company's credentials (API client, site) are accepted."""
+
+    async def sign_in(self, username: str, password: str) -> PersonalAccount:
+        """The person's account (BadCredentials: the provider refuses them)."""
+
+    async def start_meeting(
+        self, username: str, password: str, request: MeetingRequest
+    ) -> CreatedMeeting:
+        """A meeting hosted by the person, signing in as them (BadCredentials as sign_in)."""
+
+    async def aclose(self) -> None:
+        """Let go of the HTTP connections."""
+
+
+class HostAuthorizing(Protocol):
+    """A provider whose hosts authorize the portal to act for them (Webex in SSO mode)."""
+
+    def authorize_url(self, redirect_uri: str, state: str) -> str:
+        """The provider's page where the host grants the portal access (OAuth authorize)."""
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> HostTokens:
+        """The tokens for the code the provider sent back (BadCredentials: refused, used)."""
+
+    async def host_room(self, tokens: HostTokens) -> tuple[str, HostTokens]:
+        """The host's personal room link, asked as the host, with the tokens as they are now
+        (refreshed when the access token had expired). BadCredentials when the refresh token
+        is no longer accepted: the host must authorize again."""
 
     async def aclose(self) -> None:
         """Let go of the HTTP connections."""

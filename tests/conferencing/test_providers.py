@@ -5,8 +5,21 @@ from __future__ import annotations
 import pytest
 
 from portal.conferencing.interfaces import BadCredentials, RetiredCredentials
-from portal.conferencing.providers import KINDS, CredentialField, open_provider
+from portal.conferencing.providers import (
+    AUTOMATIC,
+    KINDS,
+    NO_ACCOUNT,
+    PASSWORD,
+    CredentialField,
+    open_host_authorizing,
+    open_password_provider,
+    open_provider,
+)
+from portal.conferencing.providers.bluejeans import BlueJeansProvider
+from portal.conferencing.providers.goto import GoToProvider
 from portal.conferencing.providers.imeet import IMeetProvider
+from portal.conferencing.providers.ringcentral import RingCentralProvider
+from portal.conferencing.providers.webex import WebexPasswordProvider, WebexProvider
 from portal.conferencing.providers.zoom import ZoomProvider
 from tests.conferencing.conftest import serve
 from tests.conferencing.imeet_simulator import IMeetAccount, imeet_app, imeet_endpoints
@@ -14,9 +27,65 @@ from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoi
 
 
 def test_kinds_in_the_order_the_admin_sees_them() -> None:
-    assert list(KINDS) == ["zoom", "imeet", "jitsi"]
-    assert [kind.label for kind in KINDS.values()] == ["Zoom", "iMeet", "Jitsi Meet"]
+    assert list(KINDS) == [
+        "zoom",
+        "webex",
+        "webex_password",
+        "goto",
+        "ringcentral",
+        "imeet",
+        "bluejeans",
+        "jitsi",
+    ]
     assert all(key == kind.key for key, kind in KINDS.items())
+
+
+def test_how_each_providers_people_link_their_accounts() -> None:
+    people = {key: kind.people for key, kind in KINDS.items()}
+    assert people == {
+        "zoom": AUTOMATIC,
+        "webex": AUTOMATIC,
+        "webex_password": PASSWORD,
+        "goto": PASSWORD,
+        "ringcentral": AUTOMATIC,
+        "imeet": AUTOMATIC,
+        "bluejeans": PASSWORD,
+        "jitsi": NO_ACCOUNT,
+    }
+    assert [key for key, kind in KINDS.items() if kind.host_authorization] == ["webex"]
+    assert "retired" in KINDS["bluejeans"].warning
+    assert dict(KINDS["goto"].fields[-1].choices) == {
+        "meeting": "GoTo Meeting",
+        "training": "GoTo Training",
+        "webinar": "GoTo Webinar",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "adapter"),
+    [
+        ("webex", WebexProvider),
+        ("ringcentral", RingCentralProvider),
+    ],
+)
+def test_automatic_providers_open_as_providers(key: str, adapter: type) -> None:
+    assert isinstance(open_provider(key, {}, {}), adapter)
+
+
+@pytest.mark.parametrize(
+    ("key", "adapter"),
+    [
+        ("webex_password", WebexPasswordProvider),
+        ("goto", GoToProvider),
+        ("bluejeans", BlueJeansProvider),
+    ],
+)
+def test_password_providers_open_only_as_password_providers(key: str, adapter: type) -> None:
+    assert isinstance(open_password_provider(key, {"site": "acme"}, {}), adapter)
+    with pytest.raises(KeyError):
+        open_password_provider("zoom", {}, {})
+    with pytest.raises(KeyError):
+        open_host_authorizing(key, {}, {})
 
 
 def test_zoom_asks_for_a_server_to_server_oauth_app() -> None:
@@ -95,7 +164,7 @@ async def test_missing_credentials_are_explained_by_the_adapter(
     await provider.aclose()
 
 
-@pytest.mark.parametrize("key", ["jitsi", "webex", ""])
+@pytest.mark.parametrize("key", ["jitsi", "teams", ""])
 def test_no_adapter_for_jitsi_or_an_unknown_provider(key: str) -> None:
     with pytest.raises(KeyError):
         open_provider(key, {}, {})
