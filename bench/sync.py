@@ -37,7 +37,7 @@ from starlette.datastructures import Secret
 
 from portal import migrate
 from portal.accounts.models import Company, User
-from portal.conferencing.connections import connect, connection_of
+from portal.conferencing.connections import connect, connection_by_id
 from portal.conferencing.sync import request_sync, run_sync
 from portal.db import UNSCOPED, Database
 from portal.settings import Settings
@@ -134,7 +134,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def one_sync(db: Database, settings: Settings, company_id: int) -> Measure:
+async def one_sync(
+    db: Database, settings: Settings, company_id: int, connection_id: int
+) -> Measure:
     statements = 0
 
     def count(*_: Any) -> None:
@@ -144,7 +146,7 @@ async def one_sync(db: Database, settings: Settings, company_id: int) -> Measure
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     started = time.perf_counter()
     async with db.transaction(company_id=company_id) as session:
-        connection = await connection_of(session)
+        connection = await connection_by_id(session, connection_id)
         assert connection is not None
         run = await request_sync(session, connection)
     done = await run_sync(db, settings, company_id, run.id or 0)
@@ -173,10 +175,11 @@ async def bench(label: str, database_url: str, zoom_url: str, people: int, data:
         async with db.session(company_id=UNSCOPED) as session:
             company_id = (await session.execute(select(Company.id))).scalar_one()
         async with db.transaction(company_id=company_id) as session:
-            await connect(session, settings, company_id, "zoom", CREDENTIALS)
+            connection = await connect(session, settings, company_id, "zoom", CREDENTIALS)
+        connection_id = connection.id or 0
         before = peak_rss_mb()
-        first = await one_sync(db, settings, company_id)
-        again = await one_sync(db, settings, company_id)
+        first = await one_sync(db, settings, company_id, connection_id)
+        again = await one_sync(db, settings, company_id, connection_id)
     finally:
         await db.dispose()
     print(f"{label}: RSS before the first sync {before:.0f} MB")

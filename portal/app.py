@@ -164,7 +164,7 @@ def _templates(settings: Settings, paths: RoutePaths) -> Jinja2Blocks:
     # Templates change only with a deploy, which restarts the process; checking their files
     # on every render cost a hover card about 4% of its time.
     templates.env.auto_reload = False
-    templates.env.globals["static_version"] = "5"
+    templates.env.globals["static_version"] = "6"
     templates.env.globals["url_for"] = _url_for(paths, settings.base_url)
     templates.env.filters["local_time"] = local_time
     return templates

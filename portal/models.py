@@ -9,7 +9,15 @@ from portal.calendar.models import (
     EventReminder,
     ReminderDelivery,
 )
-from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
+from portal.conferencing.models import (
+    ConferencingChoice,
+    ConferencingConnection,
+    ConferencingLogin,
+    ConferencingSettings,
+    ConnectionMember,
+    ProviderAccount,
+    SyncRun,
+)
 from portal.mail.models import OutboxAttachment, OutboxMessage
 from portal.meetings.models import Meeting, MeetingInvitee, MeetingJoin
 from portal.notifications.models import Notification
@@ -18,7 +26,11 @@ __all__ = [
     "CalendarEvent",
     "CalendarFeed",
     "Company",
+    "ConferencingChoice",
     "ConferencingConnection",
+    "ConferencingLogin",
+    "ConferencingSettings",
+    "ConnectionMember",
     "EventJoin",
     "EventParticipant",
     "EventReminder",

@@ -98,7 +98,9 @@ def db_session(request: Request) -> AsyncSession:
 
 
 def flash(request: Request, message: str, level: str = "info") -> None:
-    request.session.setdefault(FLASHES, []).append([level, message])
+    # A new list, not an append: the session is saved only when set, and a flash added to one
+    # still waiting to be shown would otherwise be lost.
+    request.session[FLASHES] = [*request.session.get(FLASHES, []), [level, message]]
 
 
 def take_flashes(request: Request) -> list[list[str]]:
@@ -123,6 +125,14 @@ def start_session(request: Request, user: User) -> None:
 def end_session(request: Request) -> None:
     """Forget who this browser was signed in as (the flashes that follow start a new session)."""
     request.session.clear()
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, for a `next` parameter; else None."""
+    # "//evil.example" and "/\\evil.example" are other sites to a browser.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -253,10 +263,19 @@ async def _run_in_session(
         request.state.db = session
         response = await view(request)
         # The request owns the transaction: services add and flush, and what they wrote is
-        # kept only when the view answered with success. A refusal keeps nothing.
-        if write and response.status_code < 400:
+        # kept only when the view answered with success. A refusal keeps nothing, unless the
+        # view said what it wrote is a fact to keep all the same (keep_despite_refusal).
+        kept = response.status_code < 400 or getattr(request.state, "keep_writes", False)
+        if write and kept:
             await session.commit()
         return response
+
+
+def keep_despite_refusal(request: Request) -> None:
+    """Commit what services flushed even though the view answers with a refusal: for a fact
+    learned on the way that must not be lost with the request (a provider that stopped
+    accepting a person's password). The view must know nothing else was written."""
+    request.state.keep_writes = True
 
 
 def lean_page(load: LeanLoad[Loaded]) -> Callable[[LeanView[Loaded]], View]:

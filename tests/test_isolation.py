@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount, Route
 
@@ -11,7 +12,12 @@ from portal import features
 from portal.accounts.models import Company, User
 from portal.app import named_routes
 from portal.calendar.models import CalendarEvent
-from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
+from portal.conferencing.models import (
+    ConferencingConnection,
+    ConnectionMember,
+    ProviderAccount,
+    SyncRun,
+)
 from portal.db import Database, utcnow
 from portal.mail.messages import EmailContent
 from portal.mail.outbox import enqueue
@@ -45,10 +51,13 @@ async def test_every_route_answers_404_to_another_companys_ids(
         session.add(event)
         account, run = await _conferencing_of(session, victim)
         await session.commit()
-    # The viewer's company has a connection too, so that its routes reach the id lookups.
+    # The viewer's company has a connection too: a route that looked a connection up by the
+    # company alone would find it and go on to the victim's account or run.
     async with db.session(company_id=acme.id, write=True) as session:
         session.add(
-            ConferencingConnection(company_id=acme.id or 0, provider="zoom", secret_credentials="")
+            ConferencingConnection(
+                company_id=acme.id or 0, name="Zoom", provider="zoom", secret_credentials=""
+            )
         )
         await session.commit()
     ids = {
@@ -56,6 +65,7 @@ async def test_every_route_answers_404_to_another_companys_ids(
         "message_id": mail.id,
         "notification_id": notice.id,
         "event_id": event.id,
+        "connection_id": account.connection_id,
         "account_id": account.id,
         "run_id": run.id,
     }
@@ -81,7 +91,7 @@ async def test_every_route_answers_404_to_another_companys_ids(
             assert response.status_code == 404, (method, path, response.status_code)
             assert "victim" not in response.text.lower()
             walked += 1
-    assert walked >= 17
+    assert walked >= 37
     async with db.session(company_id=globex.id) as session:
         stored = await session.get(User, victim.id)
     assert stored is not None and stored.active and stored.display_name != "Hacked"
@@ -91,13 +101,18 @@ async def test_every_route_answers_404_to_another_companys_ids(
     assert kept is not None and kept.title == "victim secret" and kept.cancelled_at is None
     async with db.session(company_id=globex.id) as session:
         mapped = await session.get(ProviderAccount, account.id)
+        connection = await session.get(ConferencingConnection, account.connection_id)
+        members = (await session.execute(select(ConnectionMember))).scalars().all()
     assert mapped is not None and mapped.user_id == victim.id and not mapped.manual
+    assert connection is not None and connection.name == "Victim Zoom"
+    assert [member.user_id for member in members] == [victim.id]
 
 
 async def _conferencing_of(session: AsyncSession, victim: User) -> tuple[ProviderAccount, SyncRun]:
-    """A Zoom connection with the victim mapped and one sync run: what conferencing routes try."""
+    """A Zoom connection with the victim mapped and chosen, and one sync run: what conferencing
+    routes try."""
     connection = ConferencingConnection(
-        company_id=victim.company_id, provider="zoom", secret_credentials=""
+        company_id=victim.company_id, name="Victim Zoom", provider="zoom", secret_credentials=""
     )
     session.add(connection)
     await session.flush()
@@ -118,7 +133,10 @@ async def _conferencing_of(session: AsyncSession, victim: User) -> tuple[Provide
         status="failed",
         error="victim secret",
     )
-    session.add_all([account, run])
+    member = ConnectionMember(
+        company_id=victim.company_id, connection_id=connection.id or 0, user_id=victim.id or 0
+    )
+    session.add_all([account, run, member])
     await session.flush()
     return account, run
 
@@ -172,3 +190,4 @@ def test_the_walk_finds_the_routes_inside_mounts() -> None:
     walked = {prefix + route.path for prefix, route in named_routes(features.routes())}
     assert "/setup/outbox/{message_id}/retry" in walked
     assert "/setup/users/{user_id}" in walked
+    assert "/setup/conferencing/{connection_id}/members/{user_id}/remove" in walked

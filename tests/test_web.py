@@ -12,7 +12,7 @@ from portal.accounts.models import Company, User
 from portal.db import Database
 from portal.notifications.models import Notification
 from portal.notifications.services import notify
-from portal.web import db_session, login_required, viewer
+from portal.web import db_session, flash, login_required, redirect, viewer
 from tests.conftest import PortalClient
 
 
@@ -49,3 +49,20 @@ async def test_a_view_that_succeeds_keeps_what_services_wrote_and_a_refusal_keep
         response = await client.post(f"/test/write?status={status}")
         assert response.status_code == status
     assert await _notices(db, acme) == 2
+
+
+@login_required
+async def _flash_then_redirect(request: Request) -> Response:
+    flash(request, request.query_params["say"])
+    return redirect("/people")
+
+
+async def test_flashes_added_before_a_page_shows_them_are_all_shown(
+    app: Starlette, client: PortalClient, member: User
+) -> None:
+    app.router.routes.append(Route("/test/flash", _flash_then_redirect))
+    await client.sign_in(member.email)
+    await client.get("/test/flash?say=first")
+    await client.get("/test/flash?say=second")
+    page = await client.get("/people")
+    assert "first" in page.text and "second" in page.text

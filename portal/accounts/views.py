@@ -7,7 +7,9 @@ from starlette.responses import Response
 
 from portal.accounts import services, signin
 from portal.accounts.forms import clean_profile
+from portal.accounts.models import User
 from portal.accounts.tokens import InvalidLink
+from portal.conferencing import my_accounts
 from portal.db import UNSCOPED
 from portal.forms import FormErrors, parse_id
 from portal.htmx import render
@@ -21,6 +23,7 @@ from portal.web import (
     form_data,
     login_required,
     redirect,
+    safe_next,
     settings_of,
     signed_in_ids,
     start_session,
@@ -28,21 +31,14 @@ from portal.web import (
 )
 
 
-def _safe_next(target: str | None) -> str | None:
-    # Only paths on this site: "//evil.example" and "/\\evil.example" are other sites to a browser.
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
-
-
 async def sign_in(request: Request) -> Response:
-    next_url = _safe_next(request.query_params.get("next"))
+    next_url = safe_next(request.query_params.get("next"))
     if request.method == "GET":
         if signed_in_ids(request):
             return redirect(next_url or str(request.url_for("home")))
         return render(request, "accounts/sign_in.html", {"email": "", "next": next_url})
     data = await form_data(request)
-    next_url = _safe_next(data.get("next"))
+    next_url = safe_next(data.get("next"))
     result = await _sign_in(request, data)
     if result.user is None:
         context = {
@@ -55,7 +51,19 @@ async def sign_in(request: Request) -> Response:
             request, "accounts/sign_in.html", context, status_code=200 if result.companies else 400
         )
     start_session(request, result.user)
-    return redirect(next_url or str(request.url_for("home")))
+    landing = await _conferencing_landing(request, result.user, next_url)
+    return redirect(landing or next_url or str(request.url_for("home")))
+
+
+async def _conferencing_landing(request: Request, user: User, next_url: str | None) -> str | None:
+    """Conferencing Accounts, when the company asks for an account the person has not linked;
+    where they were going stays a link there."""
+    async with database_of(request).session(company_id=user.company_id) as session:
+        if not await my_accounts.must_link_account(session, user):
+            return None
+    flash(request, my_accounts.LINK_FIRST, "warning")
+    landing = request.url_for("accounts.conferencing")
+    return str(landing.include_query_params(next=next_url) if next_url else landing)
 
 
 async def _sign_in(request: Request, data: dict[str, str]) -> signin.SignInResult:

@@ -17,9 +17,8 @@ from portal.calendar.forms import REMINDER_UNITS, Checked, EventInput
 from portal.calendar.invitees import Guest
 from portal.calendar.models import CalendarEvent, EventParticipant, EventReminder
 from portal.calendar.recurrence import Occurrence, last_end, series_starts, wall_clock
-from portal.conferencing.services import resolve_room
+from portal.conferencing.services import required, resolve_room
 from portal.db import utcnow
-from portal.forms import FormErrors
 from portal.settings import Settings
 
 
@@ -28,14 +27,29 @@ def new_uid(settings: Settings) -> str:
 
 
 async def event_room_url(
-    session: AsyncSession, settings: Settings, organizer: User, checked: Checked
+    session: AsyncSession,
+    settings: Settings,
+    organizer: User,
+    checked: Checked,
+    kept: CalendarEvent | None = None,
 ) -> str:
+    """The organizer's room for the event; `kept`'s room when the event had one already, so a
+    reschedule keeps the link its participants have (and a provider that makes a meeting per
+    event is not asked for a second one)."""
     if not checked.uses_room:
         return ""
-    room = await resolve_room(session, settings, organizer)
-    if not room.url:
-        raise FormErrors({"uses_room": room.reason})
-    return room.url
+    if kept is not None and kept.uses_room and kept.room_url:
+        return kept.room_url
+    times = checked.times
+    room = await resolve_room(
+        session,
+        settings,
+        organizer,
+        topic=checked.title,
+        start=times.starts_at,
+        minutes=max(1, int((times.ends_at - times.starts_at).total_seconds() // 60)),
+    )
+    return required(room, "uses_room").url
 
 
 def new_event(organizer: User, uid: str) -> CalendarEvent:

@@ -167,7 +167,7 @@ async def _update_all(
     data: EventInput,
 ) -> SavedEvent:
     before, checked = await _check_for(session, organizer, series, data)
-    room_url = await event_room_url(session, settings, organizer, checked)
+    room_url = await event_room_url(session, settings, organizer, checked, series)
     wanted = {guest.email: guest for guest in checked.guests}
     removed = [p for p in before if p.email not in wanted]
     kept = [p for p in before if p.email in wanted]
@@ -213,7 +213,7 @@ async def _update_one(
     exception = await exception_row(session, series, original)
     if exception.cancelled_at is not None:
         raise LookupError(original.recurrence_id)
-    fill(exception, checked, await event_room_url(session, settings, organizer, checked))
+    fill(exception, checked, await event_room_url(session, settings, organizer, checked, series))
     _raise_sequence_of_occurrence(series, exception)
     session.add(exception)
     await session.flush()
@@ -245,7 +245,7 @@ async def _update_following(
     data: EventInput,
 ) -> SavedEvent:
     earlier, checked = await _check_for(session, organizer, series, data)
-    room_url = await event_room_url(session, settings, organizer, checked)
+    room_url = await event_room_url(session, settings, organizer, checked, series)
     series.rrule = _ended_before(series, original.start)
     series.last_ends_at = last_end(series)
     series.sequence += 1

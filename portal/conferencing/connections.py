@@ -1,17 +1,26 @@
-"""Connecting a company's conferencing account: check the credentials with the provider, keep
-the secret ones encrypted, and the options the admin chooses."""
+"""Connecting a company's conferencing accounts: check the credentials with the provider, keep
+the secret ones encrypted, and name each connection (a company may have several)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.conferencing import secrets
 from portal.conferencing.interfaces import ConferencingError
-from portal.conferencing.models import ConferencingConnection, ProviderAccount, SyncRun
+from portal.conferencing.models import (
+    CONNECTION_NAME_MAX,
+    ConferencingChoice,
+    ConferencingConnection,
+    ConferencingLogin,
+    ConferencingSettings,
+    ConnectionMember,
+    ProviderAccount,
+    SyncRun,
+)
 from portal.conferencing.providers import KINDS, ProviderKind, open_provider
 from portal.db import add_or_find, utcnow
 from portal.forms import FormErrors
@@ -21,9 +30,46 @@ CREDENTIAL_MAX = 500
 MASK = "••••••••"
 
 
-async def connection_of(session: AsyncSession) -> ConferencingConnection | None:
-    """The session's company's connection, if it has one."""
-    return (await session.execute(select(ConferencingConnection))).scalars().first()
+async def connections_of(session: AsyncSession) -> list[ConferencingConnection]:
+    """The session's company's connections, oldest first."""
+    query = select(ConferencingConnection).order_by(col(ConferencingConnection.id))
+    return list((await session.execute(query)).scalars())
+
+
+async def connection_by_id(
+    session: AsyncSession, connection_id: int
+) -> ConferencingConnection | None:
+    """One of the session's company's connections (None: not the company's, or no such one)."""
+    query = select(ConferencingConnection).where(col(ConferencingConnection.id) == connection_id)
+    return (await session.execute(query)).scalars().first()
+
+
+async def sitewide_settings(session: AsyncSession, company_id: int) -> ConferencingSettings:
+    """The company's sitewide settings: the stored row, or the defaults (not added) if none."""
+    stored = (await session.execute(select(ConferencingSettings))).scalars().first()
+    return stored if stored is not None else ConferencingSettings(company_id=company_id)
+
+
+def join_before_host(connection: ConferencingConnection, sitewide: ConferencingSettings) -> bool:
+    """The connection's own choice, else the sitewide one."""
+    own = connection.join_before_host
+    return sitewide.join_before_host if own is None else own
+
+
+def auto_create(connection: ConferencingConnection, sitewide: ConferencingSettings) -> bool:
+    """The connection's own choice, else the sitewide one."""
+    own = connection.auto_create
+    return sitewide.auto_create if own is None else own
+
+
+def provisioning_method(connection: ConferencingConnection) -> str:
+    """How the connection's accounts are created: its own choice, else its provider's first way
+    ("" when the provider has none). A connection made before sitewide creation existed chose
+    none, and creation turned on sitewide must still work for it."""
+    methods = [value for value, _ in kind_of(connection).provisioning]
+    if connection.provisioning in methods:
+        return connection.provisioning
+    return methods[0] if methods else ""
 
 
 def kind_of(connection: ConferencingConnection) -> ProviderKind:
@@ -49,15 +95,17 @@ def _kind(provider_key: str) -> ProviderKind:
 
 def _read_fields(
     kind: ProviderKind, form: Mapping[str, str], stored: Mapping[str, str]
-) -> dict[str, str]:
-    """The credentials from the form (a blank secret keeps `stored`'s); FormErrors per field."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The credentials from the form (a blank secret keeps `stored`'s), and an error per field."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
     for field in kind.fields:
         value = str(form.get(field.name) or "").strip()
         if not value and field.secret and stored.get(field.name):
             value = stored[field.name]
-        if not value:
+        if field.choices and value not in dict(field.choices):
+            errors[field.name] = f"Choose the {field.label} from the list."
+        elif not value:
             errors[field.name] = f"Enter the {field.label}."
         elif len(value) > CREDENTIAL_MAX or any(c.isspace() or not c.isprintable() for c in value):
             errors[field.name] = (
@@ -67,10 +115,31 @@ def _read_fields(
         values[field.name] = value
     # Zoom's retired JWT apps had a key and a secret but no account id: let the adapter say
     # plainly what to do instead of asking for a field the admin's app does not have.
-    jwt_app = kind.key == "zoom" and set(errors) == {"account_id"} and not values["account_id"]
-    if errors and not jwt_app:
-        raise FormErrors(errors)
-    return values
+    if kind.key == "zoom" and set(errors) == {"account_id"} and not values["account_id"]:
+        errors = {}
+    return values, errors
+
+
+def name_taken(name: str) -> dict[str, str]:
+    """The form's error when another connection has the name."""
+    return {"name": f"Another connection is named “{name}”: choose another name."}
+
+
+async def read_name(
+    session: AsyncSession, raw: str, default: str, connection_id: int | None = None
+) -> tuple[str, dict[str, str]]:
+    """The connection's name from the form (blank: `default`), and its error if any: names
+    tell connections apart for admins and people, so two may not differ by letter case only."""
+    name = " ".join(raw.split()) or default
+    if len(name) > CONNECTION_NAME_MAX or not name.isprintable():
+        return name, {"name": f"Keep the name to one line of {CONNECTION_NAME_MAX} characters."}
+    same = select(col(ConferencingConnection.id)).where(
+        func.lower(col(ConferencingConnection.name)) == name.lower(),
+        col(ConferencingConnection.id) != (connection_id or 0),
+    )
+    if (await session.execute(same)).first() is not None:
+        return name, name_taken(name)
+    return name, {}
 
 
 async def _verify(settings: Settings, kind: ProviderKind, values: Mapping[str, str]) -> None:
@@ -107,21 +176,27 @@ async def connect(
     provider_key: str,
     form: Mapping[str, str],
 ) -> ConferencingConnection:
-    """Check the credentials with the provider and save the connection; nothing is saved on
-    any error (FormErrors: per field, or "form" for what the provider said)."""
+    """Check the credentials with the provider and save a new connection named `form["name"]`
+    (blank: the provider's label); nothing is saved on any error (FormErrors: per field, or
+    "form" for what the provider said)."""
     kind = _kind(provider_key)
-    values = _read_fields(kind, form, {})
+    name, errors = await read_name(session, str(form.get("name") or ""), kind.label)
+    values, field_errors = _read_fields(kind, form, {})
+    if errors or field_errors:
+        raise FormErrors({**errors, **field_errors})
     await _verify(settings, kind, values)
-    already = FormErrors({"form": "A conferencing account is connected already: remove it first."})
-    if await connection_of(session) is not None:
-        raise already
     connection = ConferencingConnection(
-        company_id=company_id, provider=kind.key, secret_credentials=""
+        company_id=company_id, name=name, provider=kind.key, secret_credentials=""
     )
     _store(settings, connection, kind, values)
-    # Another admin's Map may pass the check above before either commits.
-    if await add_or_find(session, connection, lambda: connection_of(session)) is not None:
-        raise already
+
+    async def twin() -> ConferencingConnection | None:
+        query = select(ConferencingConnection).where(col(ConferencingConnection.name) == name)
+        return (await session.execute(query)).scalars().first()
+
+    # Another admin's Map under the same name may pass the check above before either commits.
+    if await add_or_find(session, connection, twin) is not None:
+        raise FormErrors(name_taken(name))
     return connection
 
 
@@ -144,53 +219,22 @@ async def replace_credentials(
         stored = credentials(settings, connection)
     except secrets.UnreadableSecrets:
         stored = {}  # the admin must type the secret again; the blank field says so
-    values = _read_fields(kind, form, stored)
+    values, errors = _read_fields(kind, form, stored)
+    if errors:
+        raise FormErrors(errors)
     await _verify(settings, kind, values)
     _store(settings, connection, kind, values)
     await session.flush()
 
 
-async def update_options(
-    session: AsyncSession, connection: ConferencingConnection, form: Mapping[str, str]
-) -> None:
-    """The sync hour, automatic account creation, join before host and the Jitsi fallback."""
-    kind = kind_of(connection)
-    errors: dict[str, str] = {}
-    raw_hour = str(form.get("sync_hour") or "").strip()
-    if not (raw_hour.isascii() and raw_hour.isdigit() and 0 <= int(raw_hour) <= 23):
-        errors["sync_hour"] = "Choose an hour from 0 to 23."
-    auto_create = _checked(form, "auto_create")
-    provisioning = str(form.get("provisioning") or "").strip()
-    methods = dict(kind.provisioning)
-    if auto_create and not methods:
-        errors["auto_create"] = f"{kind.label} accounts cannot be created from the portal."
-    elif provisioning and provisioning not in methods:
-        errors["provisioning"] = "Choose a way of creating accounts from the list."
-    elif auto_create and not provisioning:
-        errors["provisioning"] = "Choose how accounts are created."
-    if errors:
-        raise FormErrors(errors)
-    connection.sync_hour = int(raw_hour)
-    connection.auto_create = auto_create
-    connection.provisioning = provisioning
-    connection.join_before_host = _checked(form, "join_before_host")
-    connection.allow_jitsi_fallback = _checked(form, "allow_jitsi_fallback")
-    connection.updated_at = utcnow()
-    await session.flush()
-
-
-def _checked(form: Mapping[str, str], name: str) -> bool:
-    return str(form.get(name) or "").strip().lower() in {"on", "1", "true", "yes"}
-
-
 async def disconnect(session: AsyncSession, connection: ConferencingConnection) -> None:
-    """Remove the connection with its mapping and its sync history: rooms go back to Jitsi."""
+    """Remove the connection with everything kept for it (mapping, sync history, the people
+    chosen for it, people's sign-ins and choices of it): their rooms go elsewhere."""
     connection_id = connection.id
-    # Explicit deletes rather than the foreign keys' cascade: SQLite's needs a PRAGMA per
-    # connection, and the scoped session keeps the deletes to the company either way.
-    await session.execute(delete(SyncRun).where(col(SyncRun.connection_id) == connection_id))
-    await session.execute(
-        delete(ProviderAccount).where(col(ProviderAccount.connection_id) == connection_id)
-    )
+    # Explicit deletes rather than the foreign keys' cascade: the scoped session keeps them to
+    # the company, and no row is left should a database run without the cascade.
+    kept = (SyncRun, ProviderAccount, ConnectionMember, ConferencingLogin, ConferencingChoice)
+    for table in kept:
+        await session.execute(delete(table).where(col(table.connection_id) == connection_id))
     await session.delete(connection)
     await session.flush()

@@ -1,4 +1,4 @@
-"""Conferencing's background jobs: a sync run, and starting each company's nightly sync."""
+"""Conferencing's background jobs: a sync run, and starting each connection's nightly sync."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from portal.accounts.models import Company
-from portal.conferencing.connections import connection_of
+from portal.conferencing.connections import connection_by_id
 from portal.conferencing.models import NIGHTLY, ConferencingConnection, SyncRun
+from portal.conferencing.person_sync import SYNC_PERSON
+from portal.conferencing.providers import AUTOMATIC, KINDS
 from portal.conferencing.sync import SYNC_JOB, request_sync, run_sync
 from portal.db import UNSCOPED, utcnow
 from portal.jobs import Job, JobEnv
@@ -43,17 +45,21 @@ def last_due(hour: int, time_zone: str, now: dt.datetime) -> dt.datetime:
 
 
 async def start_nightly_syncs(env: JobEnv, now: dt.datetime) -> list[int]:
-    """Start the nightly sync of each company whose hour has come and that has not synced
-    since; the ids of the companies started."""
+    """Start the nightly sync of each connection (of a provider whose users are synced) whose
+    hour has come and that has not synced since; the ids of the connections started."""
     latest = (
         select(col(SyncRun.connection_id), func.max(SyncRun.started_at).label("started_at"))
+        # A person's own sync reads one account: it is not the night's sync of them all.
+        .where(col(SyncRun.person_id).is_(None))
         .group_by(col(SyncRun.connection_id))
         .subquery()
     )
+    synced = [key for key, kind in KINDS.items() if kind.people == AUTOMATIC]
     query = (
         select(ConferencingConnection, col(Company.default_time_zone), latest.c.started_at)
         .join(Company, col(Company.id) == col(ConferencingConnection.company_id))
         .outerjoin(latest, latest.c.connection_id == col(ConferencingConnection.id))
+        .where(col(ConferencingConnection.provider).in_(synced))
     )
     async with env.db.session(company_id=UNSCOPED) as session:
         rows = (await session.execute(query)).all()
@@ -65,12 +71,13 @@ async def start_nightly_syncs(env: JobEnv, now: dt.datetime) -> list[int]:
         if last_started is not None and last_started >= due:
             continue
         async with env.db.transaction(company_id=connection.company_id) as session:
-            mine = await connection_of(session)
+            # Removed since the query above, or not: the company's own session says.
+            mine = await connection_by_id(session, connection.id or 0)
             if mine is not None:
                 await request_sync(session, mine, trigger=NIGHTLY)
-                started.append(connection.company_id)
+                started.append(mine.id or 0)
     if started:
-        log.info("conferencing: nightly sync started for %d companies", len(started))
+        log.info("conferencing: nightly sync started for %d connections", len(started))
     return started
 
 
@@ -79,7 +86,7 @@ async def _nightly(env: JobEnv) -> None:
 
 
 SYNC_CONFERENCING = Job(SYNC_JOB, _sync)
-# Every quarter of an hour: a company's hour comes at :00 in its zone, and some zones are offset
-# from UTC by a quarter or a half hour.
+# Every quarter of an hour: a connection's hour comes at :00 in its company's zone, and some
+# zones are offset from UTC by a quarter or a half hour.
 START_NIGHTLY_SYNCS = Job("start_nightly_conferencing_syncs", _nightly, cron="*/15 * * * *")
-JOBS = (SYNC_CONFERENCING, START_NIGHTLY_SYNCS)
+JOBS = (SYNC_CONFERENCING, START_NIGHTLY_SYNCS, SYNC_PERSON)

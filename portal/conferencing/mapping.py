@@ -24,6 +24,7 @@ from portal.conferencing.models import (
     NO_ACCOUNT,
     NO_PERSON,
     NOT_LICENSED,
+    NOT_SERVED,
     PENDING_CONFIRMATION,
     TAKEN,
     TWO_PEOPLE,
@@ -32,6 +33,7 @@ from portal.conferencing.models import (
     ProviderAccount,
     SyncRun,
 )
+from portal.conferencing.serving import NotFoundError, like_pattern, person_matches, served_clause
 from portal.db import utcnow
 from portal.forms import FormErrors
 from portal.pagination import Page
@@ -64,6 +66,7 @@ class Person(NamedTuple):
     id: int
     email: str
     active: bool
+    served: bool = True  # by the connection being synced
 
 
 class Stored(NamedTuple):
@@ -101,6 +104,13 @@ def _status_reason(user: Seen) -> str:
     return "" if user.licensed else NOT_LICENSED
 
 
+def _barred(person: Person) -> str:
+    """Why the person cannot be mapped, or "" when they can."""
+    if not person.active:
+        return DEACTIVATED
+    return "" if person.served else NOT_SERVED
+
+
 def match(
     users: Iterable[Seen], stored: Mapping[str, Stored], people: Iterable[Person]
 ) -> list[Decision]:
@@ -108,15 +118,16 @@ def match(
 
     Hand choices come first and are kept; then links made by earlier syncs (so an email
     changed on either side keeps its person); then the rest by email. A person is mapped to
-    one provider user at most.
+    one provider user at most, and usably only while active and served by the connection.
     """
     keyed = {user.id: (user, email_key(user.email)) for user in users}
-    active: dict[int, bool] = {}
+    # Why each person cannot be mapped ("" when they can); someone unknown is as deactivated.
+    barred: dict[int, str] = {}
     # A person's id by email key, or SHARED when two people have it (a list each would weigh
     # 10 MB more for 100,000 people).
     by_key: dict[str, int] = {}
     for person in people:
-        active[person.id] = person.active
+        barred[person.id] = _barred(person)
         key = email_key(person.email)
         by_key[key] = SHARED if key in by_key else person.id
     emails = Counter(key for _, key in keyed.values())
@@ -125,7 +136,7 @@ def match(
 
     def decide(user: Seen, key: str, user_id: int | None, reason: str, manual: bool) -> None:
         if user_id is not None and not reason:
-            reason = DEACTIVATED if not active.get(user_id) else _status_reason(user)
+            reason = barred.get(user_id, DEACTIVATED) or _status_reason(user)
         if user_id is not None:
             claimed.add(user_id)
         decisions[user.id] = Decision(user, key, user_id, reason, manual)
@@ -138,11 +149,11 @@ def match(
         row = stored.get(user.id)
         if user.id in decisions or row is None or row.user_id is None:
             continue
-        if active.get(row.user_id) and row.user_id not in claimed:
+        if barred.get(row.user_id, DEACTIVATED) == "" and row.user_id not in claimed:
             decide(user, key, row.user_id, "", manual=False)
     for user, key in keyed.values():
         if user.id not in decisions:
-            user_id, reason = _by_email(key, emails, by_key, active, claimed)
+            user_id, reason = _by_email(key, emails, by_key, barred, claimed)
             decide(user, key, user_id, reason, manual=False)
     return [decisions[user_id] for user_id in keyed]
 
@@ -151,7 +162,7 @@ def _by_email(
     key: str,
     emails: Counter[str],
     by_key: dict[str, int],
-    active: dict[int, bool],
+    barred: dict[int, str],
     claimed: set[int],
 ) -> tuple[int | None, str]:
     if not key:
@@ -163,18 +174,14 @@ def _by_email(
         return None, NO_PERSON
     if person_id == SHARED:
         return None, TWO_PEOPLE
-    if not active[person_id]:
-        return None, DEACTIVATED
+    if barred[person_id]:
+        return None, barred[person_id]
     if person_id in claimed:
         return None, TAKEN
     return person_id, ""
 
 
 PAGE_SIZE = 50
-
-
-class NotFoundError(LookupError):
-    """No such provider account or person in the company (the view answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -198,25 +205,10 @@ class UnmappedPerson:
     account: ProviderAccount | None  # linked but of no use yet (pending, not licensed, ...)
 
 
-def _like(search: str) -> str | None:
-    words = search.strip().lower()
-    if not words:
-        return None
-    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _account_matches(pattern: str) -> Any:
     return or_(
         col(ProviderAccount.email_key).like(pattern, escape="\\"),
         func.lower(col(ProviderAccount.name)).like(pattern, escape="\\"),
-    )
-
-
-def _person_matches(pattern: str) -> Any:
-    return or_(
-        col(User.email).like(pattern, escape="\\"),
-        func.lower(col(User.display_name)).like(pattern, escape="\\"),
     )
 
 
@@ -249,11 +241,10 @@ async def counts(session: AsyncSession, connection: ConferencingConnection) -> M
     mine = col(ProviderAccount.connection_id) == connection.id
     provider_unmapped = select(func.count()).where(mine, col(ProviderAccount.user_id).is_(None))
     pending = select(func.count()).where(mine, col(ProviderAccount.reason) == PENDING_CONFIRMATION)
-    active = select(func.count()).select_from(User).where(col(User.active))
-    mapped_count = (await session.execute(mapped)).scalar_one()
+    people_unmapped = select(func.count()).select_from(_without_account(connection).subquery())
     return MappingCounts(
-        mapped=mapped_count,
-        people_unmapped=(await session.execute(active)).scalar_one() - mapped_count,
+        mapped=(await session.execute(mapped)).scalar_one(),
+        people_unmapped=(await session.execute(people_unmapped)).scalar_one(),
         provider_unmapped=(
             await session.execute(provider_unmapped.select_from(ProviderAccount))
         ).scalar_one(),
@@ -271,31 +262,37 @@ async def mapped_people(
         .where(_usable(connection), col(User.active))
         .order_by(col(User.display_name), col(User.id))
     )
-    if pattern := _like(search):
-        query = query.where(or_(_account_matches(pattern), _person_matches(pattern)))
+    if pattern := like_pattern(search):
+        query = query.where(or_(_account_matches(pattern), person_matches(pattern)))
     found = await _rows(session, query, page)
     return Page([MappedRow(a, p) for a, p in found.items], found.number, found.size, found.total)
+
+
+def _without_account(connection: ConferencingConnection) -> Select[User, ProviderAccount]:
+    """The active people the connection serves who have no usable account there."""
+    linked = and_(
+        col(ProviderAccount.user_id) == col(User.id),
+        col(ProviderAccount.connection_id) == connection.id,
+    )
+    return (
+        select(User, ProviderAccount)
+        .outerjoin(ProviderAccount, linked)
+        .where(
+            col(User.active),
+            served_clause(connection),
+            or_(col(ProviderAccount.id).is_(None), col(ProviderAccount.reason) != ""),
+        )
+    )
 
 
 async def people_without_account(
     session: AsyncSession, connection: ConferencingConnection, search: str = "", page: int = 1
 ) -> Page[UnmappedPerson]:
-    """Active people with no usable account, each with why, in name order."""
-    linked = and_(
-        col(ProviderAccount.user_id) == col(User.id),
-        col(ProviderAccount.connection_id) == connection.id,
-    )
-    query = (
-        select(User, ProviderAccount)
-        .outerjoin(ProviderAccount, linked)
-        .where(
-            col(User.active),
-            or_(col(ProviderAccount.id).is_(None), col(ProviderAccount.reason) != ""),
-        )
-        .order_by(col(User.display_name), col(User.id))
-    )
-    if pattern := _like(search):
-        query = query.where(_person_matches(pattern))
+    """Active people the connection serves with no usable account, each with why, in name
+    order."""
+    query = _without_account(connection).order_by(col(User.display_name), col(User.id))
+    if pattern := like_pattern(search):
+        query = query.where(person_matches(pattern))
     found = await _rows(session, query, page)
     items = [
         UnmappedPerson(person, account.reason if account else NO_ACCOUNT, account)
@@ -316,7 +313,7 @@ async def provider_users_without_person(
         )
         .order_by(col(ProviderAccount.email_key), col(ProviderAccount.id))
     )
-    if pattern := _like(search):
+    if pattern := like_pattern(search):
         query = query.where(_account_matches(pattern))
     found = await _rows(session, query, page)
     return Page([row[0] for row in found.items], found.number, found.size, found.total)
@@ -325,10 +322,10 @@ async def provider_users_without_person(
 async def sync_history(
     session: AsyncSession, connection: ConferencingConnection, page: int = 1
 ) -> Page[SyncRun]:
-    """The connection's sync runs, newest first."""
+    """The connection's sync runs of all its users (not one person's), newest first."""
     query = (
         select(SyncRun)
-        .where(col(SyncRun.connection_id) == connection.id)
+        .where(col(SyncRun.connection_id) == connection.id, col(SyncRun.person_id).is_(None))
         .order_by(col(SyncRun.started_at).desc(), col(SyncRun.id).desc())
     )
     found = await _rows(session, query, page)
@@ -356,6 +353,11 @@ async def map_by_hand(
         raise NotFoundError(user_id)
     if not person.active:
         raise FormErrors({"form": f"{person.display_name} is deactivated: reactivate them first."})
+    served = select(col(User.id)).where(col(User.id) == person.id, served_clause(connection))
+    if (await session.execute(served)).first() is None:
+        raise FormErrors(
+            {"form": f"{person.display_name} is not among the people this connection serves."}
+        )
     others = select(ProviderAccount).where(
         col(ProviderAccount.connection_id) == connection.id,
         col(ProviderAccount.user_id) == person.id,

@@ -26,6 +26,7 @@ DUPLICATE_EMAIL = "duplicate_email"
 EMPTY_EMAIL = "empty_email"
 GONE = "gone"
 UNMAPPED_BY_HAND = "unmapped"
+NOT_SERVED = "not_served"  # the person with this email is not among those the connection serves
 # A portal person's reason only: no provider user has their email.
 NO_ACCOUNT = "no_account"
 
@@ -41,6 +42,7 @@ REASONS = {
     EMPTY_EMAIL: "No email at {provider}",
     GONE: "No longer at {provider}",
     UNMAPPED_BY_HAND: "Unmapped by hand",
+    NOT_SERVED: "The portal person with this email is not served by this connection",
     NO_ACCOUNT: "No {provider} user has this email",
 }
 
@@ -52,18 +54,53 @@ def reason_text(reason: str, provider_label: str) -> str:
 
 MANUAL = "manual"
 NIGHTLY = "nightly"
+PERSON = "person"  # one person's own sync, from their Conferencing Accounts page
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 
-class ConferencingConnection(TenantScoped, SQLModel, table=True):
-    """The company's account at a conferencing provider (one per company for now)."""
+# Whom a connection serves.
+EVERYONE = "everyone"
+DEPARTMENTS = "departments"
+CHOSEN = "chosen"  # the people an admin picked (ConnectionMember)
+SERVES = {
+    EVERYONE: "Everyone",
+    DEPARTMENTS: "People of some departments",
+    CHOSEN: "People chosen by hand",
+}
+CONNECTION_NAME_MAX = 80
 
-    __tablename__ = "conferencing_connection"
+
+class ConferencingSettings(TenantScoped, SQLModel, table=True):
+    """What applies to every connection of the company unless a connection says otherwise."""
+
+    __tablename__ = "conferencing_settings"
 
     id: int | None = Field(default=None, primary_key=True)
     company_id: int = Field(foreign_key="company.id", ondelete="CASCADE", unique=True)
+    auto_create: bool = Field(default=False)
+    join_before_host: bool = Field(default=False)
+    # A host with no account on their connection gets a Jitsi Meet room instead of a refusal.
+    allow_jitsi_fallback: bool = Field(default=False)
+    # People without a linked account land on their Conferencing Accounts page at sign-in.
+    require_account: bool = Field(default=False)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConferencingConnection(TenantScoped, SQLModel, table=True):
+    """One of the company's accounts at a conferencing provider."""
+
+    __tablename__ = "conferencing_connection"
+    __table_args__ = (
+        # Two admins' Map of the same thing at once makes one connection, not two.
+        UniqueConstraint("company_id", "name", name="uq_conferencing_connection_name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    # What admins and people see it as ("Zoom", "Zoom for Sales").
+    name: str = Field(max_length=CONNECTION_NAME_MAX)
     provider: str = Field(max_length=16)
     # The credential fields that are not secret (account and client ids), shown back as entered.
     public_credentials: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
@@ -71,13 +108,71 @@ class ConferencingConnection(TenantScoped, SQLModel, table=True):
     secret_credentials: str = Field(sa_type=Text)
     # The hour of the nightly sync, in the company's time zone.
     sync_hour: int = Field(default=2)
-    auto_create: bool = Field(default=False)
+    serves: str = Field(default=EVERYONE, max_length=16)
+    departments: list[str] = Field(default_factory=list, sa_type=JSON)
+    # None: as the company's ConferencingSettings say.
+    auto_create: bool | None = Field(default=None)
     # The provider's wire value for how accounts are created ("create", "autoCreate", ...).
     provisioning: str = Field(default="", max_length=32)
-    join_before_host: bool = Field(default=False)
-    allow_jitsi_fallback: bool = Field(default=False)
+    join_before_host: bool | None = Field(default=None)
     connected_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConnectionMember(TenantScoped, SQLModel, table=True):
+    """A person an admin chose for a connection that serves people chosen by hand."""
+
+    __tablename__ = "conferencing_member"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "user_id", name="uq_conferencing_member"),
+        Index("ix_conferencing_member_person", "user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    connection_id: int = Field(foreign_key="conferencing_connection.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+
+
+# A person's login: how the provider last answered.
+LOGIN_OK = "ok"
+LOGIN_REFUSED = "refused"  # the provider stopped accepting the password: the person must update it
+
+
+class ConferencingLogin(TenantScoped, SQLModel, table=True):
+    """A person's own sign-in at a connection: the username and password they entered (password
+    providers), or the tokens of their host authorization (Webex in SSO mode)."""
+
+    __tablename__ = "conferencing_login"
+    __table_args__ = (UniqueConstraint("connection_id", "user_id", name="uq_conferencing_login"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    connection_id: int = Field(foreign_key="conferencing_connection.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    username: str = Field(default="", max_length=EMAIL_MAX)
+    # A Fernet token (portal.conferencing.secrets) of the password, or of the host's tokens.
+    secret: str = Field(default="", sa_type=Text)
+    # Who the provider said they are.
+    provider_user_id: str = Field(default="", max_length=PROVIDER_USER_ID_MAX)
+    email: str = Field(default="", max_length=EMAIL_MAX)
+    name: str = Field(default="", max_length=PROVIDER_NAME_MAX)
+    room_url: str = Field(default="", max_length=ROOM_URL_MAX)
+    state: str = Field(default=LOGIN_OK, max_length=16)
+    checked_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Host authorization: valid until then; each hosted session moves it 3 months on.
+    host_authorized_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConferencingChoice(TenantScoped, SQLModel, table=True):
+    """The connection a person served by several hosts their meetings on."""
+
+    __tablename__ = "conferencing_choice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", unique=True)
+    connection_id: int = Field(foreign_key="conferencing_connection.id", ondelete="CASCADE")
 
 
 class ProviderAccount(TenantScoped, SQLModel, table=True):
@@ -118,13 +213,22 @@ class SyncRun(TenantScoped, SQLModel, table=True):
     __tablename__ = "conferencing_sync_run"
     __table_args__ = (
         Index("ix_conferencing_sync_run_history", "connection_id", "started_at"),
-        # At most one running sync per company, across processes.
+        # At most one running sync of a connection's users, across processes...
         Index(
             "uq_conferencing_sync_run_running",
-            "company_id",
+            "connection_id",
             unique=True,
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running' AND person_id IS NULL"),
+            postgresql_where=text("status = 'running' AND person_id IS NULL"),
+        ),
+        # ...and of each person's own account.
+        Index(
+            "uq_conferencing_sync_run_person",
+            "connection_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text("status = 'running' AND person_id IS NOT NULL"),
+            postgresql_where=text("status = 'running' AND person_id IS NOT NULL"),
         ),
     )
 
@@ -134,6 +238,8 @@ class SyncRun(TenantScoped, SQLModel, table=True):
     trigger: str = Field(max_length=16)
     status: str = Field(default=RUNNING, max_length=16)
     requested_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    # A person's own sync (trigger PERSON): only their account is looked up.
+    person_id: int | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
     started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Written with each page: a running run whose heartbeat stopped was left by a dead process.
     heartbeat_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,9 +1,10 @@
 """Sync: read every provider user, then store the whole mapping in one transaction.
 
 Reading commits the run's progress page by page (the admin page polls it); the mapping is
-applied all at once, so a sync that fails keeps the previous mapping. One sync per company
-at a time: a unique index on running runs, a PostgreSQL advisory lock around the apply, and
-SQLite's single writer.
+applied all at once, so a sync that fails keeps the previous mapping. Only the people the
+connection serves are mapped. One sync per connection at a time: a unique index on running
+runs, a PostgreSQL advisory lock around the apply, and SQLite's single writer. A person's own
+sync (a run with `person_id`, portal.conferencing.person_sync) is none of this module's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import stamina
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from portal.accounts.models import User
 from portal.conferencing import secrets
-from portal.conferencing.connections import credentials
+from portal.conferencing.connections import (
+    auto_create,
+    credentials,
+    provisioning_method,
+    sitewide_settings,
+)
 from portal.conferencing.interfaces import (
     BadCredentials,
     ConferencingError,
@@ -42,10 +48,12 @@ from portal.conferencing.models import (
     RUNNING,
     SUCCEEDED,
     ConferencingConnection,
+    ConferencingSettings,
     ProviderAccount,
     SyncRun,
 )
 from portal.conferencing.providers import open_provider
+from portal.conferencing.serving import served_clause
 from portal.db import Database, add_or_find, utcnow
 from portal.jobs import defer_after_commit
 from portal.settings import Settings
@@ -61,7 +69,7 @@ RATE_LIMIT_ATTEMPTS = 6
 RATE_LIMIT_WAIT_MAX = 60.0
 # Progress is written at most this often: a commit per page cost a 336-page sync a second.
 PROGRESS_EVERY = dt.timedelta(seconds=0.5)
-_LOCK_SPACE = 0x5C0F  # pg_try_advisory_xact_lock(space, company_id): conferencing syncs
+_LOCK_SPACE = 0x5C0F  # pg_try_advisory_xact_lock(space, connection_id): conferencing syncs
 
 T = TypeVar("T")
 
@@ -70,8 +78,13 @@ class SyncStopped(Exception):
     """The sync cannot go on; the message is the run's error for the admin."""
 
 
-async def _running(session: AsyncSession) -> SyncRun | None:
-    query = select(SyncRun).where(col(SyncRun.status) == RUNNING)
+def _of_all_users(connection: ConferencingConnection) -> Any:
+    """The connection's runs of all its users, not one person's."""
+    return and_(col(SyncRun.connection_id) == connection.id, col(SyncRun.person_id).is_(None))
+
+
+async def _running(session: AsyncSession, connection: ConferencingConnection) -> SyncRun | None:
+    query = select(SyncRun).where(_of_all_users(connection), col(SyncRun.status) == RUNNING)
     return (await session.execute(query)).scalars().first()
 
 
@@ -82,9 +95,9 @@ async def request_sync(
     trigger: str = MANUAL,
     requested_by: int | None = None,
 ) -> SyncRun:
-    """The company's running sync: the one under way, or a new one whose job starts once the
-    caller commits."""
-    running = await _running(session)
+    """The connection's running sync: the one under way, or a new one whose job starts once
+    the caller commits."""
+    running = await _running(session, connection)
     if running is not None:
         if utcnow() - running.heartbeat_at < STALE_AFTER:
             return running
@@ -96,8 +109,8 @@ async def request_sync(
         trigger=trigger,
         requested_by=requested_by,
     )
-    # Another request may start the company's sync at the same moment.
-    running = await add_or_find(session, run, lambda: _running(session))
+    # Another request may start the connection's sync at the same moment.
+    running = await add_or_find(session, run, lambda: _running(session, connection))
     if running is not None:
         return running
     defer_after_commit(session, SYNC_JOB, run_id=run.id)
@@ -112,10 +125,10 @@ async def sync_run(session: AsyncSession, run_id: int) -> SyncRun | None:
 
 
 async def latest_run(session: AsyncSession, connection: ConferencingConnection) -> SyncRun | None:
-    """The connection's latest run, if any."""
+    """The connection's latest run of all its users, if any."""
     query = (
         select(SyncRun)
-        .where(col(SyncRun.connection_id) == connection.id)
+        .where(_of_all_users(connection))
         .order_by(col(SyncRun.started_at).desc(), col(SyncRun.id).desc())
         .limit(1)
     )
@@ -138,6 +151,7 @@ async def run_sync(
     async with db.session(company_id=company_id) as session:
         run = await sync_run(session, run_id)
         connection = await session.get(ConferencingConnection, run.connection_id) if run else None
+        sitewide = await sitewide_settings(session, company_id)
     if run is None or run.finished or connection is None:
         return run
     try:
@@ -146,9 +160,9 @@ async def run_sync(
         )
         try:
             progress = _Progress(db, company_id, run_id, stopping)
-            progress.people = await _active_emails(db, company_id)
+            progress.people = await _served_emails(db, connection)
             users = await _read_all(provider, progress)
-            created = await _create_accounts(db, connection, provider, users, progress)
+            created = await _create_accounts(db, connection, sitewide, provider, users, progress)
         finally:
             await provider.aclose()
         await _apply(db, settings, connection, run_id, users + created, len(created))
@@ -168,10 +182,13 @@ async def _fail(db: Database, company_id: int, run_id: int, error: str) -> None:
             _finish(run, FAILED, error)
 
 
-async def _active_emails(db: Database, company_id: int) -> set[str]:
-    """The email keys of the company's active people, to count matches while reading."""
-    async with db.session(company_id=company_id) as session:
-        emails = await session.execute(select(col(User.email)).where(col(User.active)))
+async def _served_emails(db: Database, connection: ConferencingConnection) -> set[str]:
+    """The email keys of the active people the connection serves, to count matches while
+    reading."""
+    async with db.session(company_id=connection.company_id) as session:
+        emails = await session.execute(
+            select(col(User.email)).where(col(User.active), served_clause(connection))
+        )
         return {email_key(email) for email in emails.scalars()}
 
 
@@ -251,16 +268,21 @@ async def _read_all(provider: Provider, progress: _Progress) -> list[Seen]:
 async def _create_accounts(
     db: Database,
     connection: ConferencingConnection,
+    sitewide: ConferencingSettings,
     provider: Provider,
     users: list[Seen],
     progress: _Progress,
 ) -> list[Seen]:
-    """Provider accounts for the active people the provider has no user for, when asked."""
-    if not (connection.auto_create and connection.provisioning):
+    """Provider accounts for the active people served whom the provider has no user for, when
+    the connection (or, as it says, the sitewide setting) asks for them."""
+    method = provisioning_method(connection)
+    if not (auto_create(connection, sitewide) and method):
         return []
     at_provider = {email_key(user.email) for user in users}
     async with db.session(company_id=connection.company_id) as session:
-        query = select(col(User.email), col(User.display_name)).where(col(User.active))
+        query = select(col(User.email), col(User.display_name)).where(
+            col(User.active), served_clause(connection)
+        )
         wanted = [
             (email, name)
             for email, name in await session.execute(query)
@@ -271,7 +293,7 @@ async def _create_accounts(
         first, _, last = name.partition(" ")
         new_user = NewUser(email=email, first_name=first, last_name=last)
         try:
-            create = functools.partial(provider.create_user, new_user, connection.provisioning)
+            create = functools.partial(provider.create_user, new_user, method)
             created.append(Seen.of(await _patiently(create)))
         except (RateLimited, ProviderUnavailable, BadCredentials, NotAdministrator):
             raise  # the provider is down or refuses the account: the run fails
@@ -314,12 +336,17 @@ async def _stored(conn: AsyncConnection, connection: ConferencingConnection) -> 
     return {row[0]: Stored._make(row) for row in rows}
 
 
-async def _people(conn: AsyncConnection, company_id: int) -> list[Person]:
+async def _people(conn: AsyncConnection, connection: ConferencingConnection) -> list[Person]:
+    """Every person of the company, with whether the connection serves them: one it does not
+    serve keeps its email's match from going to a stranger."""
     users = User.__table__.c  # type: ignore[attr-defined]
+    served = served_clause(connection)
     rows = await conn.execute(
-        select(users.id, users.email, users.active).where(users.company_id == company_id)
+        select(users.id, users.email, users.active, served).where(
+            users.company_id == connection.company_id
+        )
     )
-    return [Person._make(row) for row in rows]
+    return [Person(user_id, email, active, bool(yes)) for user_id, email, active, yes in rows]
 
 
 @dataclass
@@ -339,6 +366,10 @@ def _changes(
     for decision in decisions:
         values = _values(decision)
         old = before.get(decision.user.id)
+        if old is not None and not decision.user.room_url and old.room_url:
+            # The provider's list has no room link (Zoom's has the PMI but not its passcode):
+            # the one asked for when the person first hosted stays.
+            values = (*values[:5], old.room_url, *values[6:])
         usable = decision.user_id is not None and not decision.reason
         if usable and (old is None or old.reason or old.user_id != decision.user_id):
             changes.newly_mapped += 1
@@ -407,16 +438,16 @@ async def _apply(
         conn = await session.connection()
         if conn.dialect.name == "postgresql":
             locked = await conn.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:space, :company)"),
-                {"space": _LOCK_SPACE, "company": company_id},
+                text("SELECT pg_try_advisory_xact_lock(:space, :connection)"),
+                {"space": _LOCK_SPACE, "connection": connection.id},
             )
             if not locked:
-                raise SyncStopped("Another sync of this company was being applied: try again.")
+                raise SyncStopped("Another sync of this connection was being applied: try again.")
         run = await sync_run(session, run_id)
         if run is None or run.finished:
             raise SyncStopped("The sync was stopped before it could be applied.")
         before = await _stored(conn, connection)
-        people = await _people(conn, company_id)
+        people = await _people(conn, connection)
         decisions = match(users, before, people)
         changes = _changes(decisions, before, connection)
         await _insert(conn, connection, changes.inserts)
@@ -430,7 +461,7 @@ async def _apply(
         mapped = {d.user_id for d in decisions if d.user_id is not None and not d.reason}
         run.newly_mapped = changes.newly_mapped
         run.people_matched = len(mapped)
-        run.still_unmapped = sum(1 for p in people if p.active and p.id not in mapped)
+        run.still_unmapped = sum(1 for p in people if p.active and p.served and p.id not in mapped)
         run.no_longer_at_provider = changes.gone
         run.accounts_created = created
         _finish(run, SUCCEEDED)

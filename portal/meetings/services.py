@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.accounts.models import Company, User
-from portal.conferencing.services import resolve_room
+from portal.conferencing.services import required, resolve_room
 from portal.db import add_or_find, utcnow
 from portal.directory.people import (
     addresses,
@@ -71,6 +71,13 @@ class StartedMeeting:
     # False when the same Send arrived again: nothing new was sent.
     created: bool = True
     notes: list[str] = field(default_factory=list)
+    # The host's own link where the provider gives one (a GoTo meeting's start link).
+    host_url: str = ""
+
+    @property
+    def host_room_url(self) -> str:
+        """Where the host's tab goes."""
+        return self.host_url or self.meeting.room_url
 
 
 @dataclass
@@ -127,9 +134,8 @@ async def start_meeting(
         raise FormErrors({"message": f"Keep the message under {MESSAGE_MAX} characters."})
     guests, notes = await _invitees(session, host, request)
     await _check_guest_limit(session, settings, host, sum(1 for g in guests if g.user is None))
-    room = await resolve_room(session, settings, host)
-    if not room.url:
-        raise FormErrors({"form": room.reason})
+    # HostMustAct when the host has no room yet (and what they must do about it).
+    room = required(await resolve_room(session, settings, host, topic=message))
     meeting = Meeting(
         company_id=host.company_id,
         host_id=host.id or 0,
@@ -154,7 +160,7 @@ async def start_meeting(
                 + (f": {message}" if message else ""),
                 url=f"/join/{invitee.join_token}",
             )
-    return StartedMeeting(meeting, invitees, notes=notes)
+    return StartedMeeting(meeting, invitees, notes=notes, host_url=room.host_url)
 
 
 async def _check_guest_limit(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.accounts.models import User
+from portal.conferencing.services import HostMustAct, PasswordRefused, Room
 from portal.db import UNSCOPED
 from portal.directory.people import UnknownPerson, picked_people
 from portal.directory.services import LISTED_COLUMNS, search_people
@@ -20,9 +22,11 @@ from portal.web import (
     company_of,
     database_of,
     db_session,
+    keep_despite_refusal,
     login_required,
     read_form,
     redirect,
+    safe_next,
     settings_of,
     signed_in_visitor,
     viewer,
@@ -51,8 +55,11 @@ def _form(
     emails: str = "",
     message: str = "",
     status_code: int = 200,
+    room: Room | None = None,
 ) -> Response:
     context = {
+        "room": room,
+        "back": _page(request),
         "chosen": chosen,
         "errors": errors or {},
         "emails": emails,
@@ -85,11 +92,16 @@ async def start(request: Request) -> Response:
     except UnknownPerson:
         raise HTTPException(404, "One of the people you picked is not in your company.") from None
     except FormErrors as error:
+        room = error.room if isinstance(error, HostMustAct) else None
+        if isinstance(error, PasswordRefused):
+            # Nothing was written but the provider's refusal, which the host's settings page
+            # must show too: keep it although the Send is refused.
+            keep_despite_refusal(request)
         if fields.get("one_click") and is_htmx(request):
             return _toast(
                 request,
                 "meetings/_error_toast.html",
-                {"message": " ".join(error.errors.values())},
+                {"message": " ".join(error.errors.values()), "room": room, "back": _page(request)},
                 422,
             )
         chosen = await picked_people(db_session(request), invitee_ids)
@@ -100,6 +112,7 @@ async def start(request: Request) -> Response:
             emails=meet_now.emails,
             message=meet_now.message,
             status_code=422,
+            room=room,
         )
     if not is_htmx(request):
         # Without JavaScript: a page with the room's link (CSP's form-action keeps a POST from
@@ -110,12 +123,17 @@ async def start(request: Request) -> Response:
     response.headers["HX-Trigger"] = json.dumps(
         {
             "meeting-started": {
-                "roomUrl": started.meeting.room_url,
+                "roomUrl": started.host_room_url,
                 "nextKey": services.new_request_key(),
             }
         }
     )
     return response
+
+
+def _page(request: Request) -> str | None:
+    """The path of the page the person is on (htmx says), to come back to after acting."""
+    return safe_next(urlsplit(request.headers.get("HX-Current-URL", "")).path)
 
 
 def _toast(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from portal.setup import conferencing, outbox, users
+from portal.setup import (
+    conferencing,
+    conferencing_connection,
+    conferencing_people,
+    outbox,
+    users,
+)
 
 GET_POST = ["GET", "POST"]
 
@@ -15,6 +21,7 @@ routes: list[BaseRoute] = [
         "/setup",
         routes=[
             Route("/conferencing", conferencing.conferencing, name="setup.conferencing"),
+            # The fixed paths first: "/conferencing/{connection_id}" would take them.
             Route(
                 "/conferencing/provider",
                 conferencing.conferencing_provider,
@@ -27,56 +34,84 @@ routes: list[BaseRoute] = [
                 name="setup.conferencing_connect",
             ),
             Route(
-                "/conferencing/credentials",
-                conferencing.conferencing_credentials,
+                "/conferencing/sitewide",
+                conferencing.conferencing_sitewide,
+                methods=["POST"],
+                name="setup.conferencing_sitewide",
+            ),
+            Route(
+                "/conferencing/{connection_id}",
+                conferencing_connection.conferencing_connection,
+                name="setup.conferencing_connection",
+            ),
+            Route(
+                "/conferencing/{connection_id}/credentials",
+                conferencing_connection.conferencing_credentials,
                 methods=["POST"],
                 name="setup.conferencing_credentials",
             ),
             Route(
-                "/conferencing/options",
-                conferencing.conferencing_options,
+                "/conferencing/{connection_id}/settings",
+                conferencing_connection.conferencing_settings,
                 methods=["POST"],
-                name="setup.conferencing_options",
+                name="setup.conferencing_settings",
             ),
             Route(
-                "/conferencing/disconnect",
-                conferencing.conferencing_disconnect,
+                "/conferencing/{connection_id}/disconnect",
+                conferencing_connection.conferencing_disconnect,
                 methods=GET_POST,
                 name="setup.conferencing_disconnect",
             ),
             Route(
-                "/conferencing/sync",
-                conferencing.conferencing_sync,
+                "/conferencing/{connection_id}/sync",
+                conferencing_connection.conferencing_sync,
                 methods=["POST"],
                 name="setup.conferencing_sync",
             ),
             Route(
-                "/conferencing/runs",
-                conferencing.conferencing_history,
+                "/conferencing/{connection_id}/runs",
+                conferencing_connection.conferencing_history,
                 name="setup.conferencing_history",
             ),
             Route(
-                "/conferencing/runs/{run_id}",
-                conferencing.conferencing_run,
+                "/conferencing/{connection_id}/runs/{run_id}",
+                conferencing_connection.conferencing_run,
                 name="setup.conferencing_run",
             ),
             Route(
-                "/conferencing/accounts/{account_id}/map",
-                conferencing.conferencing_map,
+                "/conferencing/{connection_id}/accounts/{account_id}/map",
+                conferencing_people.conferencing_map,
                 methods=GET_POST,
                 name="setup.conferencing_map",
             ),
             Route(
-                "/conferencing/accounts/{account_id}/unmap",
-                conferencing.conferencing_unmap,
+                "/conferencing/{connection_id}/accounts/{account_id}/unmap",
+                conferencing_people.conferencing_unmap,
                 methods=["POST"],
                 name="setup.conferencing_unmap",
             ),
             Route(
-                "/conferencing/accounts/{account_id}/by-email",
-                conferencing.conferencing_clear_manual,
+                "/conferencing/{connection_id}/accounts/{account_id}/by-email",
+                conferencing_people.conferencing_clear_manual,
                 methods=["POST"],
                 name="setup.conferencing_clear_manual",
+            ),
+            Route(
+                "/conferencing/{connection_id}/members",
+                conferencing_people.conferencing_members,
+                name="setup.conferencing_members",
+            ),
+            Route(
+                "/conferencing/{connection_id}/members/add",
+                conferencing_people.conferencing_member_add,
+                methods=["POST"],
+                name="setup.conferencing_member_add",
+            ),
+            Route(
+                "/conferencing/{connection_id}/members/{user_id}/remove",
+                conferencing_people.conferencing_member_remove,
+                methods=["POST"],
+                name="setup.conferencing_member_remove",
             ),
             Route("/users", users.users, name="setup.users"),
             Route("/users/new", users.user_new, methods=GET_POST, name="setup.user_new"),

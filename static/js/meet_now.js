@@ -57,11 +57,13 @@
     document.getElementById("toasts").append(toast);
   }
 
-  // Toasts leave by themselves after a while.
+  // Toasts leave by themselves after a while, except one that asks the host to act.
   new MutationObserver((records) => {
     for (const record of records) {
       for (const node of record.addedNodes) {
-        if (node instanceof HTMLElement) setTimeout(() => node.remove(), 8000);
+        if (node instanceof HTMLElement && !node.hasAttribute("data-persist")) {
+          setTimeout(() => node.remove(), 8000);
+        }
       }
     }
   }).observe(document.getElementById("toasts"), { childList: true });
@@ -76,6 +78,7 @@
     dialog.querySelector("#picker-input")?.focus();
   });
   document.addEventListener("click", (event) => {
+    event.target.closest("[data-close-toast]")?.closest(".toast")?.remove();
     const close = event.target.closest("[data-close-dialog]");
     if (close && close.closest("dialog")) close.closest("dialog").close();
   });

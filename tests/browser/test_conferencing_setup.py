@@ -1,6 +1,6 @@
 """Company Setup > General > Web Conferencing in Chromium: the admin maps the company's Zoom
-account (the simulator), syncs, maps one person by hand, and a mapped person's Meet Now opens
-their Zoom personal room."""
+account (the simulator), syncs, maps one person by hand, narrows whom the connection serves to
+two departments, and a mapped person's Meet Now opens their Zoom personal room."""
 
 from __future__ import annotations
 
@@ -82,12 +82,16 @@ def test_admin_maps_zoom_syncs_and_meet_now_opens_the_zoom_room(
     expect(page.get_by_role("heading", name="Web Conferencing", exact=True)).to_be_visible()
     expect(page.get_by_text("Now: Jitsi Meet")).to_be_visible()
 
-    # Switching the provider swaps the fields in place.
-    page.get_by_label("Provider").select_option("imeet")
-    expect(page.get_by_role("button", name="Map iMeet Account")).to_be_visible()
-    expect(page.get_by_label("API key")).to_be_visible()
+    # Switching the provider swaps the fields in place, with the provider's notes and name.
+    page.get_by_label("Provider").select_option("bluejeans")
+    expect(page.get_by_role("button", name="Map BlueJeans Account")).to_be_visible()
+    expect(page.get_by_role("note")).to_contain_text("retired BlueJeans")
+    page.get_by_label("Provider").select_option("goto")
+    expect(page.get_by_label("Product")).to_be_visible()
+    expect(page.get_by_label("Name")).to_have_value("GoTo Meeting, Training or Webinar")
     page.get_by_label("Provider").select_option("zoom")
     expect(page.get_by_role("button", name="Map Zoom Account")).to_be_visible()
+    expect(page.get_by_label("Name")).to_have_value("Zoom")
 
     # A wrong secret is explained, and the other fields are kept.
     for label, value in CREDENTIALS.items():
@@ -99,7 +103,8 @@ def test_admin_maps_zoom_syncs_and_meet_now_opens_the_zoom_room(
     expect(page.get_by_label("Client secret")).to_have_value("")
     page.get_by_label("Client secret").fill(SECRET)
     page.get_by_role("button", name="Map Zoom Account").click()
-    expect(page.get_by_text("The Zoom account is connected")).to_be_visible()
+    expect(page.get_by_text("The Zoom account is connected as “Zoom”")).to_be_visible()
+    expect(page.get_by_role("heading", name="Zoom", exact=True)).to_be_visible()
     expect(page.get_by_text("••••••••")).to_be_visible()
     expect(page.locator("#mapping")).to_contain_text("No one is mapped yet")
 
@@ -140,13 +145,36 @@ def test_admin_maps_zoom_syncs_and_meet_now_opens_the_zoom_room(
     expect(row).to_contain_text("kenji@personal.example")
     page.get_by_role("link", name="Sync history").click()
     expect(page.locator("#history tbody tr")).to_have_count(2)
+
+    # The connection serves Engineering and Product only: Sales people are no longer listed.
+    page.get_by_role("link", name="← Zoom").click()
+    page.get_by_label("People of some departments").check()
+    page.get_by_label("Engineering").check()
+    page.get_by_label("Product").check()
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.get_by_text("The settings of “Zoom” are saved.")).to_be_visible()
+    _refresh_sync(page)
+    page.locator("#mapping").get_by_role(
+        "link", name=re.compile("^People without a Zoom account")
+    ).click()
+    people = page.locator("#mapping")
+    expect(people).to_contain_text("Katherine Johnson")
+    expect(people).not_to_contain_text("Chloé Martin")
+    expect(people).not_to_contain_text("Ada Lovelace")
+
+    # The overview lists it with whom it serves and its last sync.
+    page.get_by_role("link", name="← Web Conferencing").click()
+    row = page.locator("tbody tr", has_text="Zoom")
+    expect(row).to_contain_text("People of Engineering, Product")
+    expect(row).to_contain_text("3 mapped")
+    expect(row).to_contain_text("Succeeded")
     admin.close()
 
     # Grace is mapped: her Meet Now opens her Zoom personal room.
     host, grace = signed_in(browser, conferencing_server, "grace.hopper@acme.example")
-    # Zoom's join links are on zoom.us, which this machine cannot reach: a stand-in answers.
+    # The simulator's join links are on a reserved domain: a stand-in answers.
     host.route(
-        "https://zoom.us/j/**",
+        "https://zoom.example/j/**",
         lambda route: route.fulfill(content_type="text/html", body="<title>Zoom</title>"),
     )
     grace.get_by_label("Search people").first.fill("alan")
@@ -157,6 +185,6 @@ def test_admin_maps_zoom_syncs_and_meet_now_opens_the_zoom_room(
     with host.expect_page() as opened:
         card.get_by_role("button", name="Meet Now").click()
     room = opened.value
-    # The user list carries the PMI, not the link: sync stores Zoom's PMI join link.
-    room.wait_for_url(f"https://zoom.us/j/{zoom.users['grace']['pmi']}")
+    # The user list carries the PMI, not the link with its passcode: Zoom is asked for it.
+    room.wait_for_url(zoom.users["grace"]["personal_meeting_url"])
     host.close()

@@ -22,14 +22,18 @@ from portal.conferencing.mapping import (
     unmap_by_hand,
 )
 from portal.conferencing.models import (
+    CHOSEN,
     DEACTIVATED,
+    DEPARTMENTS,
     NO_ACCOUNT,
     NO_PERSON,
+    NOT_SERVED,
     PENDING_CONFIRMATION,
     TAKEN,
     TWO_PEOPLE,
     UNMAPPED_BY_HAND,
     ConferencingConnection,
+    ConnectionMember,
     ProviderAccount,
     reason_text,
 )
@@ -83,16 +87,47 @@ def test_a_link_to_a_person_since_deactivated_is_dropped() -> None:
     }
 
 
+def test_people_the_connection_does_not_serve_are_not_mapped_by_email_link_or_hand() -> None:
+    people = [
+        Person(1, "ada@acme.example", True, served=False),
+        Person(2, "bob@acme.example", True, served=False),
+        Person(3, "cy@acme.example", True, served=False),
+        Person(4, "dee@acme.example", False, served=False),
+    ]
+    users = [
+        seen("z1", "ada@acme.example"),
+        seen("z2", "bob.renamed@acme.example"),
+        seen("z3", "x@elsewhere.example"),
+        seen("z4", "dee@acme.example"),
+    ]
+    links = {"z2": stored("z2", 2), "z3": stored("z3", 3, manual=True)}
+    assert decided(users, links, people) == {
+        "z1": (None, NOT_SERVED, False),
+        "z2": (None, NO_PERSON, False),
+        # A hand choice stays, unusable until the person is served again.
+        "z3": (3, NOT_SERVED, True),
+        "z4": (None, DEACTIVATED, False),
+    }
+
+
 def test_reasons_read_as_sentences_with_the_providers_name() -> None:
     assert reason_text(NO_PERSON, "Zoom") == "No portal person has this email"
     assert reason_text(PENDING_CONFIRMATION, "Zoom") == "Pending confirmation at Zoom"
     assert reason_text(NO_ACCOUNT, "iMeet") == "No iMeet user has this email"
+    assert reason_text(NOT_SERVED, "Zoom") == (
+        "The portal person with this email is not served by this connection"
+    )
+    assert reason_text(NO_PERSON, "Zoom") == "No portal person has this email"
 
 
-async def _connection(db: Database, company: Company) -> ConferencingConnection:
+async def _connection(db: Database, company: Company, **serves: object) -> ConferencingConnection:
     async with db.transaction(company_id=company.id) as session:
         connection = ConferencingConnection(
-            company_id=company.id or 0, provider="zoom", secret_credentials=""
+            company_id=company.id or 0,
+            name=f"Zoom for {serves.get('serves', 'everyone')}",
+            provider="zoom",
+            secret_credentials="",
+            **serves,
         )
         session.add(connection)
         await session.flush()
@@ -209,3 +244,43 @@ async def test_another_companys_accounts_and_people_are_not_found(
             await unmap_by_hand(session, connection, their_account.id or 0)
         with pytest.raises(NotFoundError):
             await unmap_by_hand(session, connection, 10**9)
+
+
+async def test_the_lists_hold_only_the_people_the_connection_serves(
+    db: Database, acme: Company, admin: User, member: User
+) -> None:
+    """Bob is in Sales; Ada, Sam (Sales) and Tess (Support) have no Zoom user."""
+    sam = await make_user(db, acme, "sam@acme.example", department="Sales")
+    tess = await make_user(db, acme, "tess@acme.example", department="Support")
+    sales = await _connection(db, acme, serves=DEPARTMENTS, departments=["Sales"])
+    chosen = await _connection(db, acme, serves=CHOSEN)
+    await _account(db, sales, member.email, member)
+    async with db.transaction(company_id=acme.id) as session:
+        session.add(
+            ConnectionMember(
+                company_id=acme.id or 0, connection_id=chosen.id or 0, user_id=tess.id or 0
+            )
+        )
+    async with db.session(company_id=acme.id) as session:
+        sales_counts = await counts(session, sales)
+        sales_people = await people_without_account(session, sales)
+        chosen_counts = await counts(session, chosen)
+        chosen_people = await people_without_account(session, chosen)
+    assert (sales_counts.mapped, sales_counts.people_unmapped) == (1, 1)
+    assert [entry.person.id for entry in sales_people.items] == [sam.id]
+    assert (chosen_counts.mapped, chosen_counts.people_unmapped) == (0, 1)
+    assert [entry.person.id for entry in chosen_people.items] == [tess.id]
+    assert admin.id not in {e.person.id for e in [*sales_people.items, *chosen_people.items]}
+
+
+async def test_a_person_the_connection_does_not_serve_cannot_be_mapped_by_hand(
+    db: Database, acme: Company, admin: User, member: User
+) -> None:
+    sales = await _connection(db, acme, serves=DEPARTMENTS, departments=["Sales"])
+    account = await _account(db, sales, "x@elsewhere.example")
+    async with db.session(company_id=acme.id, write=True) as session:
+        with pytest.raises(FormErrors) as raised:
+            await map_by_hand(session, sales, account.id or 0, admin.id or 0)
+        assert "not among the people this connection serves" in raised.value.errors["form"]
+        mapped = await map_by_hand(session, sales, account.id or 0, member.id or 0)
+    assert mapped.user_id == member.id

@@ -6,13 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from portal.accounts.models import Company, User
 from portal.calendar.forms import EventInput
 from portal.calendar.models import CalendarEvent
 from portal.calendar.services import create_event
-from portal.conferencing.models import ConferencingConnection, ProviderAccount
+from portal.conferencing.models import (
+    ConferencingConnection,
+    ConferencingSettings,
+    ProviderAccount,
+)
 from portal.conferencing.rooms import jitsi_room_url
 from portal.conferencing.services import Room, resolve_room
 from portal.db import Database
@@ -54,19 +58,19 @@ def test_a_room_cannot_be_changed_once_resolved() -> None:
 # Once a company connects an account: the mapped room, else the reason or the Jitsi fallback.
 
 
-async def _connected(
-    db: Database, company_id: int, *, fallback: bool = False
-) -> ConferencingConnection:
+async def _connected(db: Database, company_id: int, **options: object) -> ConferencingConnection:
     async with db.transaction(company_id=company_id) as session:
         connection = ConferencingConnection(
-            company_id=company_id,
-            provider="zoom",
-            secret_credentials="",
-            allow_jitsi_fallback=fallback,
+            company_id=company_id, name="Zoom", provider="zoom", secret_credentials="", **options
         )
         session.add(connection)
         await session.flush()
         return connection
+
+
+async def _allow_jitsi(db: Database, company_id: int) -> None:
+    async with db.transaction(company_id=company_id) as session:
+        session.add(ConferencingSettings(company_id=company_id, allow_jitsi_fallback=True))
 
 
 async def _map(
@@ -95,7 +99,9 @@ async def test_a_mapped_host_gets_their_room_at_the_provider(
     await _map(db, connection, admin, "https://zoom.us/j/8000000001")
     async with db.session(company_id=admin.company_id) as session:
         room = await resolve_room(session, settings, admin)
-    assert room == Room(url="https://zoom.us/j/8000000001", provider="zoom")
+    assert room == Room(
+        url="https://zoom.us/j/8000000001", provider="zoom", connection_id=connection.id
+    )
 
 
 @pytest.mark.parametrize("reason", ["", "pending"])
@@ -111,8 +117,7 @@ async def test_an_unmapped_host_is_told_why_unless_the_admin_allows_jitsi(
     assert room.reason == (
         "No Zoom account is mapped to you: ask your admin, or the admin can create one."
     )
-    async with db.transaction(company_id=admin.company_id) as session:
-        await session.execute(update(ConferencingConnection).values(allow_jitsi_fallback=True))
+    await _allow_jitsi(db, admin.company_id)
     async with db.session(company_id=admin.company_id) as session:
         room = await resolve_room(session, settings, admin)
     assert room == Room(url=jitsi_room_url(settings, admin), provider="jitsi")

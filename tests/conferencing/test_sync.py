@@ -1,10 +1,13 @@
-"""Sync against the Zoom simulator: matching by email, links that survive email changes and
-hand choices, progress, rate limits, failures that keep the mapping, and one sync at a time."""
+"""Sync against the Zoom simulator: matching by email the people a connection serves, links
+that survive email changes and hand choices, progress, rate limits, failures that keep the
+mapping, and one sync per connection at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text, update
@@ -13,8 +16,9 @@ from sqlmodel import col
 
 from portal.accounts.models import Company, User
 from portal.conferencing import sync
-from portal.conferencing.connections import connect, connection_of
+from portal.conferencing.connections import connect, connections_of
 from portal.conferencing.mapping import (
+    NOT_SERVED,
     counts,
     map_by_hand,
     mapped_people,
@@ -23,7 +27,9 @@ from portal.conferencing.mapping import (
     sync_history,
 )
 from portal.conferencing.models import (
+    CHOSEN,
     DEACTIVATED,
+    DEPARTMENTS,
     DUPLICATE_EMAIL,
     EMPTY_EMAIL,
     FAILED,
@@ -32,10 +38,13 @@ from portal.conferencing.models import (
     NO_PERSON,
     NOT_LICENSED,
     PENDING_CONFIRMATION,
+    PERSON,
     RUNNING,
     SUCCEEDED,
     UNMAPPED_BY_HAND,
     ConferencingConnection,
+    ConferencingSettings,
+    ConnectionMember,
     ProviderAccount,
     SyncRun,
 )
@@ -43,31 +52,55 @@ from portal.conferencing.services import resolve_room
 from portal.db import Database, utcnow
 from portal.jobs.base import AFTER_COMMIT
 from portal.settings import Settings
-from tests.conferencing.conftest import ZOOM_CREDENTIALS
-from tests.conferencing.zoom_simulator import ZoomAccount
+from tests.conferencing.conftest import ZOOM_CREDENTIALS, serve
+from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
 from tests.conftest import make_company, make_user
 
 FORM = ZOOM_CREDENTIALS
 
 
-async def _connect(db: Database, settings: Settings, company: Company) -> ConferencingConnection:
+async def _connect(
+    db: Database,
+    settings: Settings,
+    company: Company,
+    name: str = "Zoom",
+    form: dict[str, str] = FORM,
+    **values: object,
+) -> ConferencingConnection:
+    """A Zoom connection, with `values` (whom it serves, its options) set on it."""
     async with db.transaction(company_id=company.id) as session:
-        return await connect(session, settings, company.id or 0, "zoom", FORM)
+        connection = await connect(
+            session, settings, company.id or 0, "zoom", {**form, "name": name}
+        )
+        for field, value in values.items():
+            setattr(connection, field, value)
+        return connection
 
 
-async def _sync(db: Database, settings: Settings, company: Company) -> SyncRun:
+async def _sync(
+    db: Database,
+    settings: Settings,
+    company: Company,
+    connection: ConferencingConnection | None = None,
+) -> SyncRun:
+    """A sync of `connection` (by default the company's only one), run to its end."""
     async with db.transaction(company_id=company.id) as session:
-        connection = await connection_of(session)
-        assert connection is not None
+        if connection is None:
+            (connection,) = await connections_of(session)
         run = await sync.request_sync(session, connection)
     done = await sync.run_sync(db, settings, company.id or 0, run.id or 0)
     assert done is not None
     return done
 
 
-async def _accounts(db: Database, company: Company) -> dict[str, ProviderAccount]:
+async def _accounts(
+    db: Database, company: Company, connection: ConferencingConnection | None = None
+) -> dict[str, ProviderAccount]:
     async with db.session(company_id=company.id) as session:
-        rows = (await session.execute(select(ProviderAccount))).scalars()
+        query = select(ProviderAccount)
+        if connection is not None:
+            query = query.where(col(ProviderAccount.connection_id) == connection.id)
+        rows = (await session.execute(query)).scalars()
         return {row.provider_user_id: row for row in rows}
 
 
@@ -129,7 +162,9 @@ async def test_provider_users_are_matched_by_email_and_the_rest_say_why(
         "fay@acme.example": NO_ACCOUNT,
     }
     assert [account.provider_user_id for account in strangers.items] == [stranger["id"]]
-    assert room.provider == "zoom" and room.url == accounts[ada["id"]].room_url
+    # Zoom's list has no room link with its passcode: Ada's is asked for when she hosts.
+    assert accounts[ada["id"]].room_url == ""
+    assert room.provider == "zoom" and room.url == ada["personal_meeting_url"]
     assert str(ada["pmi"]) in room.url
 
 
@@ -258,10 +293,8 @@ async def test_progress_is_committed_page_by_page_while_the_sync_runs(
     for number in range(6):
         zoom.add_user(f"user{number}@acme.example")
     zoom.add_user(admin.email.upper())
-    await _connect(db, zoom_settings, acme)
+    connection = await _connect(db, zoom_settings, acme)
     async with db.transaction(company_id=acme.id) as session:
-        connection = await connection_of(session)
-        assert connection is not None
         run = await sync.request_sync(session, connection)
     zoom.delay = 0.05
     task = asyncio.ensure_future(sync.run_sync(db, zoom_settings, acme.id or 0, run.id or 0))
@@ -315,10 +348,8 @@ async def test_automatic_creation_gives_unmapped_people_a_pending_account(
 async def test_asking_twice_gives_the_run_under_way_and_defers_one_job(
     db: Database, zoom_settings: Settings, acme: Company
 ) -> None:
-    await _connect(db, zoom_settings, acme)
+    connection = await _connect(db, zoom_settings, acme)
     async with db.transaction(company_id=acme.id) as session:
-        connection = await connection_of(session)
-        assert connection is not None
         first = await sync.request_sync(session, connection)
         assert list(session.info[AFTER_COMMIT].values()) == [(sync.SYNC_JOB, {"run_id": first.id})]
     async with db.transaction(company_id=acme.id) as session:
@@ -342,7 +373,7 @@ async def test_a_run_left_by_a_dead_process_is_failed_and_a_new_one_starts(
     assert stale is not None and stale.status == FAILED and "restarted" in stale.error
 
 
-async def test_two_running_syncs_of_one_company_cannot_be_stored(
+async def test_two_running_syncs_of_one_connection_cannot_be_stored(
     db: Database, zoom_settings: Settings, acme: Company
 ) -> None:
     connection = await _connect(db, zoom_settings, acme)
@@ -359,6 +390,40 @@ async def test_two_running_syncs_of_one_company_cannot_be_stored(
     other_connection = await _connect(db, zoom_settings, other)
     async with db.transaction(company_id=other.id) as session:
         assert (await sync.request_sync(session, other_connection)).status == RUNNING
+    # Another connection of the same company syncs at the same time.
+    second = await _connect(db, zoom_settings, acme, "Zoom for Sales")
+    async with db.transaction(company_id=acme.id) as session:
+        first_run = await sync.request_sync(session, connection)
+        second_run = await sync.request_sync(session, second)
+    assert first_run.id != second_run.id
+    assert {first_run.status, second_run.status} == {RUNNING}
+
+
+async def test_a_persons_own_sync_is_not_the_connections_sync(
+    db: Database, zoom_settings: Settings, acme: Company, member: User
+) -> None:
+    """One person's sync (their Conferencing Accounts page) neither blocks the connection's
+    sync nor shows in its latest run, its history or the nightly's."""
+    connection = await _connect(db, zoom_settings, acme)
+    async with db.transaction(company_id=acme.id) as session:
+        session.add(
+            SyncRun(
+                company_id=acme.id or 0,
+                connection_id=connection.id or 0,
+                trigger=PERSON,
+                person_id=member.id,
+            )
+        )
+    async with db.session(company_id=acme.id) as session:
+        assert await sync.latest_run(session, connection) is None
+    async with db.transaction(company_id=acme.id) as session:
+        run = await sync.request_sync(session, connection)
+    assert run.person_id is None and run.trigger == "manual"
+    async with db.session(company_id=acme.id) as session:
+        latest = await sync.latest_run(session, connection)
+        history = await sync_history(session, connection)
+    assert latest is not None and latest.id == run.id
+    assert [entry.id for entry in history.items] == [run.id]
 
 
 async def test_a_sync_waits_for_no_other_apply_on_postgresql(
@@ -367,15 +432,15 @@ async def test_a_sync_waits_for_no_other_apply_on_postgresql(
     if db.is_sqlite:
         pytest.skip("SQLite has a single writer: BEGIN IMMEDIATE takes the turns")
     bob = zoom.add_user("bob@acme.example", "Bob")
-    await _connect(db, zoom_settings, acme)
+    connection = await _connect(db, zoom_settings, acme)
     async with db.engine.connect() as holder:
         await holder.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :company)"),
-            {"space": sync._LOCK_SPACE, "company": acme.id},
+            text("SELECT pg_advisory_xact_lock(:space, :connection)"),
+            {"space": sync._LOCK_SPACE, "connection": connection.id},
         )
         run = await _sync(db, zoom_settings, acme)
         await holder.rollback()
-    assert run.status == FAILED and "Another sync" in run.error
+    assert run.status == FAILED and "Another sync of this connection" in run.error
     assert bob["id"] not in await _accounts(db, acme)
 
 
@@ -392,3 +457,168 @@ async def test_a_company_sees_only_its_own_runs(
     async with db.session(company_id=acme.id) as session:
         runs = (await session.execute(select(SyncRun).where(col(SyncRun.id) == run.id))).all()
     assert len(runs) == 1
+
+
+# Several connections, each serving some of the company's people.
+
+OTHER_FORM = {"account_id": "acct-2", "client_id": "client-2", "client_secret": "other-secret"}
+
+
+@pytest.fixture
+def other_zoom(settings: Settings) -> Iterator[tuple[ZoomAccount, Settings]]:
+    """A second Zoom account, on a simulator of its own, and settings that reach it."""
+    account = ZoomAccount(*OTHER_FORM.values())
+    with serve(zoom_app(account)) as url:
+        yield account, dataclasses.replace(settings, provider_endpoints=zoom_endpoints(url))
+
+
+@pytest.fixture
+async def staff(db: Database, acme: Company, admin: User, member: User) -> dict[str, User]:
+    """Ada (no department), Bob and Sam in Sales, Tess in Support."""
+    return {
+        "ada": admin,
+        "bob": member,
+        "sam": await make_user(db, acme, "sam@acme.example", department="Sales"),
+        "tess": await make_user(db, acme, "tess@acme.example", department="Support"),
+    }
+
+
+async def test_two_zoom_accounts_each_map_only_the_people_they_serve(
+    db: Database,
+    zoom_settings: Settings,
+    zoom: ZoomAccount,
+    other_zoom: tuple[ZoomAccount, Settings],
+    acme: Company,
+    staff: dict[str, User],
+) -> None:
+    """Zoom for Sales serves the Sales department; the company's Zoom serves everyone. Ada has a
+    user at both: the Sales account must not take her."""
+    sales_zoom = {name: zoom.add_user(f"{name}@acme.example", name) for name in ("bob", "sam")}
+    sales_zoom["ada"] = zoom.add_user("ada@acme.example", "Ada")
+    main_zoom, main_settings = other_zoom
+    main_users = {
+        name: main_zoom.add_user(f"{name}@acme.example", name) for name in ("ada", "tess")
+    }
+    sales = await _connect(
+        db, zoom_settings, acme, "Zoom for Sales", serves=DEPARTMENTS, departments=["Sales"]
+    )
+    main = await _connect(db, main_settings, acme, "Zoom", OTHER_FORM)
+
+    sales_run = await _sync(db, zoom_settings, acme, sales)
+    main_run = await _sync(db, main_settings, acme, main)
+
+    assert sales_run.status == main_run.status == SUCCEEDED, (sales_run.error, main_run.error)
+    sales_accounts = await _accounts(db, acme, sales)
+    assert {
+        name: (sales_accounts[user["id"]].user_id, sales_accounts[user["id"]].reason)
+        for name, user in sales_zoom.items()
+    } == {
+        "bob": (staff["bob"].id, ""),
+        "sam": (staff["sam"].id, ""),
+        "ada": (None, NOT_SERVED),
+    }
+    # Sales has no one left without an account; everyone else lacks Bob and Sam at the other.
+    assert (sales_run.newly_mapped, sales_run.still_unmapped) == (2, 0)
+    main_accounts = await _accounts(db, acme, main)
+    assert {main_accounts[user["id"]].user_id for user in main_users.values()} == {
+        staff["ada"].id,
+        staff["tess"].id,
+    }
+    assert (main_run.newly_mapped, main_run.still_unmapped) == (2, 2)
+    async with db.session(company_id=acme.id) as session:
+        sales_counts = await counts(session, sales)
+        strangers = await provider_users_without_person(session, sales)
+    assert (sales_counts.mapped, sales_counts.people_unmapped) == (2, 0)
+    # Ada's Sales user, and the simulator's own app user.
+    assert sorted(account.reason for account in strangers.items) == [NO_PERSON, NOT_SERVED]
+
+
+async def test_a_connection_serving_people_chosen_by_hand_maps_and_creates_for_them_only(
+    db: Database,
+    zoom_settings: Settings,
+    zoom: ZoomAccount,
+    acme: Company,
+    staff: dict[str, User],
+) -> None:
+    ada = zoom.add_user("ada@acme.example", "Ada")
+    zoom.add_user("bob@acme.example", "Bob")
+    connection = await _connect(db, zoom_settings, acme, serves=CHOSEN)
+    async with db.transaction(company_id=acme.id) as session:
+        for name in ("bob", "tess"):
+            session.add(
+                ConnectionMember(
+                    company_id=acme.id or 0,
+                    connection_id=connection.id or 0,
+                    user_id=staff[name].id or 0,
+                )
+            )
+        # Creation is on sitewide; the connection says nothing of its own.
+        session.add(ConferencingSettings(company_id=acme.id or 0, auto_create=True))
+
+    run = await _sync(db, zoom_settings, acme)
+
+    assert run.status == SUCCEEDED, run.error
+    # Tess is chosen and has no Zoom user: one is made for her, and for no one else.
+    assert run.accounts_created == 1
+    created = [user["email"] for user in zoom.users.values() if user["status"] == "pending"]
+    assert created == ["tess@acme.example"]
+    accounts = await _accounts(db, acme)
+    assert (accounts[ada["id"]].user_id, accounts[ada["id"]].reason) == (None, NOT_SERVED)
+    mapped = {a.user_id for a in accounts.values() if a.user_id}
+    assert mapped == {staff["bob"].id, staff["tess"].id}
+
+    # The connection's own "off" wins over the sitewide "on".
+    async with db.transaction(company_id=acme.id) as session:
+        await session.execute(update(ConferencingConnection).values(auto_create=False))
+        session.add(
+            ConnectionMember(
+                company_id=acme.id or 0,
+                connection_id=connection.id or 0,
+                user_id=staff["sam"].id or 0,
+            )
+        )
+    again = await _sync(db, zoom_settings, acme)
+    assert again.status == SUCCEEDED and again.accounts_created == 0
+    # Tess's new account awaits her confirmation; Sam, chosen since, has no Zoom user.
+    assert again.still_unmapped == 2
+
+
+async def test_a_person_no_longer_served_loses_the_mapping_at_the_next_sync(
+    db: Database,
+    zoom_settings: Settings,
+    zoom: ZoomAccount,
+    acme: Company,
+    staff: dict[str, User],
+) -> None:
+    bob = zoom.add_user("bob@acme.example", "Bob")
+    sales = await _connect(db, zoom_settings, acme, serves=DEPARTMENTS, departments=["Sales"])
+    await _sync(db, zoom_settings, acme)
+    assert (await _accounts(db, acme))[bob["id"]].user_id == staff["bob"].id
+    async with db.transaction(company_id=acme.id) as session:
+        await session.execute(
+            update(User).where(col(User.id) == staff["bob"].id).values(department="Support")
+        )
+    await _sync(db, zoom_settings, acme, sales)
+    moved = (await _accounts(db, acme))[bob["id"]]
+    assert (moved.user_id, moved.reason) == (None, NOT_SERVED)
+
+
+async def test_a_room_link_asked_for_when_hosting_survives_the_next_sync(
+    db: Database, zoom_settings: Settings, zoom: ZoomAccount, acme: Company, admin: User
+) -> None:
+    ada = zoom.add_user(admin.email, "Ada", "Admin")
+    await _connect(db, zoom_settings, acme)
+    await _sync(db, zoom_settings, acme)
+    async with db.transaction(company_id=acme.id) as session:
+        room = await resolve_room(session, zoom_settings, admin)
+    assert room.url == ada["personal_meeting_url"]
+
+    run = await _sync(db, zoom_settings, acme)
+
+    assert run.status == SUCCEEDED, run.error
+    assert (await _accounts(db, acme))[ada["id"]].room_url == ada["personal_meeting_url"]
+    asked = zoom.count("GET", f"/v2/users/{ada['id']}")
+    async with db.session(company_id=acme.id) as session:
+        again = await resolve_room(session, zoom_settings, admin)
+    assert again.url == room.url
+    assert zoom.count("GET", f"/v2/users/{ada['id']}") == asked

@@ -1,4 +1,5 @@
-"""The sync job, and the nightly job that starts each company's sync at its hour in its zone."""
+"""The sync job, and the nightly job that starts each connection's sync at its hour in its
+company's zone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlmodel import col
 
 from portal import features
 from portal.accounts.models import Company, User
-from portal.conferencing.connections import connect, connection_of
+from portal.conferencing.connections import connect
 from portal.conferencing.jobs import (
     START_NIGHTLY_SYNCS,
     SYNC_CONFERENCING,
@@ -20,6 +21,7 @@ from portal.conferencing.jobs import (
 )
 from portal.conferencing.models import (
     NIGHTLY,
+    PERSON,
     RUNNING,
     SUCCEEDED,
     ConferencingConnection,
@@ -71,12 +73,17 @@ def test_the_hour_is_read_in_the_companys_zone(
     assert last_due(hour, zone, now) == due.replace(tzinfo=UTC)
 
 
-async def _connect(db: Database, settings: Settings, company: Company, hour: int) -> None:
+async def _connect(
+    db: Database, settings: Settings, company: Company, hour: int, name: str = "Zoom"
+) -> ConferencingConnection:
     async with db.transaction(company_id=company.id) as session:
-        connection = await connect(session, settings, company.id or 0, "zoom", FORM)
+        connection = await connect(
+            session, settings, company.id or 0, "zoom", {**FORM, "name": name}
+        )
         connection.sync_hour = hour
         # Connected long before tonight, as most are.
         connection.connected_at = dt.datetime(2026, 1, 1, tzinfo=UTC)
+        return connection
 
 
 async def _runs(db: Database, company: Company) -> list[SyncRun]:
@@ -84,7 +91,7 @@ async def _runs(db: Database, company: Company) -> list[SyncRun]:
         return list((await session.execute(select(SyncRun).order_by(col(SyncRun.id)))).scalars())
 
 
-async def test_a_nightly_sync_starts_once_when_the_companys_hour_has_come(
+async def test_a_nightly_sync_starts_once_when_the_connections_hour_has_come(
     db: Database, zoom_settings: Settings, acme: Company, admin: User
 ) -> None:
     # Runs are stamped with the real clock: tonight's hour is this hour of today, in UTC.
@@ -92,25 +99,38 @@ async def test_a_nightly_sync_starts_once_when_the_companys_hour_has_come(
     due = now.replace(minute=0, second=0, microsecond=0)
     async with db.transaction(company_id=UNSCOPED) as session:
         await session.execute(update(Company).values(default_time_zone="UTC"))
-    await _connect(db, zoom_settings, acme, hour=due.hour)
+    connection = await _connect(db, zoom_settings, acme, hour=due.hour)
+    later = await _connect(db, zoom_settings, acme, hour=(due.hour + 12) % 24, name="Zoom 2")
     globex = await make_company(db, "Globex")
     await _connect(db, zoom_settings, globex, hour=(due.hour + 12) % 24)
     env = JobEnv(db, zoom_settings, lambda: None)
 
     assert await start_nightly_syncs(env, due - dt.timedelta(minutes=10)) == []
-    # A run of last night does not count for tonight.
+    # A run of last night does not count for tonight, nor does a person's own sync of tonight.
     async with db.transaction(company_id=acme.id) as session:
-        connection = await connection_of(session)
-        assert connection is not None
         last_night = await request_sync(session, connection, trigger=NIGHTLY)
         last_night.started_at = due - dt.timedelta(days=1) + dt.timedelta(minutes=5)
         last_night.status = SUCCEEDED
+        session.add(
+            SyncRun(
+                company_id=acme.id or 0,
+                connection_id=connection.id or 0,
+                trigger=PERSON,
+                person_id=admin.id,
+                started_at=due + dt.timedelta(minutes=1),
+            )
+        )
     started = await start_nightly_syncs(env, now)
     again = await start_nightly_syncs(env, now)
 
-    assert started == [acme.id] and again == []
-    runs = await _runs(db, acme)
-    assert [(run.trigger, run.status) for run in runs][-1] == (NIGHTLY, RUNNING)
+    assert started == [connection.id] and again == []
+    runs = [run for run in await _runs(db, acme) if run.person_id is None]
+    assert [(run.connection_id, run.trigger, run.status) for run in runs][-1] == (
+        connection.id,
+        NIGHTLY,
+        RUNNING,
+    )
+    assert later.id not in {run.connection_id for run in runs}
     assert await _runs(db, globex) == []
 
 
@@ -132,10 +152,8 @@ async def test_the_sync_job_runs_the_run_it_is_given(
     db: Database, zoom_settings: Settings, zoom: ZoomAccount, acme: Company, admin: User
 ) -> None:
     zoom.add_user("ada@acme.example", "Ada")
-    await _connect(db, zoom_settings, acme, hour=3)
+    connection = await _connect(db, zoom_settings, acme, hour=3)
     async with db.transaction(company_id=acme.id) as session:
-        connection = await connection_of(session)
-        assert connection is not None
         run = await request_sync(session, connection)
 
     await SYNC_CONFERENCING.run(JobEnv(db, zoom_settings, lambda: None), run_id=run.id)
@@ -153,13 +171,11 @@ async def test_a_committed_request_starts_the_job_in_process(
     db: Database, zoom_settings: Settings, zoom: ZoomAccount, acme: Company, admin: User
 ) -> None:
     zoom.add_user("ada@acme.example", "Ada")
-    await _connect(db, zoom_settings, acme, hour=3)
+    connection = await _connect(db, zoom_settings, acme, hour=3)
     runner = InProcessRunner(JobEnv(db, zoom_settings, lambda: None), (SYNC_CONFERENCING,))
     runner.start()
     try:
         async with db.transaction(company_id=acme.id) as session:
-            connection = await connection_of(session)
-            assert connection is not None
             await request_sync(session, connection)
         for _ in range(200):
             (run,) = await _runs(db, acme)
@@ -174,7 +190,28 @@ async def test_a_committed_request_starts_the_job_in_process(
 async def test_a_portal_down_at_the_hour_catches_up_within_hours_not_the_next_evening(
     db: Database, zoom_settings: Settings, acme: Company
 ) -> None:
-    await _connect(db, zoom_settings, acme, hour=3)
+    connection = await _connect(db, zoom_settings, acme, hour=3)
     env = JobEnv(db, zoom_settings, lambda: None)
     assert await start_nightly_syncs(env, dt.datetime(2026, 12, 1, 20, 0, tzinfo=UTC)) == []
-    assert await start_nightly_syncs(env, dt.datetime(2026, 12, 1, 8, 0, tzinfo=UTC)) == [acme.id]
+    assert await start_nightly_syncs(env, dt.datetime(2026, 12, 1, 8, 0, tzinfo=UTC)) == [
+        connection.id
+    ]
+
+
+async def test_a_connection_whose_people_sign_in_themselves_has_no_nightly_sync(
+    db: Database, zoom_settings: Settings, acme: Company
+) -> None:
+    async with db.transaction(company_id=acme.id) as session:
+        session.add(
+            ConferencingConnection(
+                company_id=acme.id or 0,
+                name="GoTo",
+                provider="goto",
+                secret_credentials="",
+                sync_hour=3,
+                connected_at=dt.datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    env = JobEnv(db, zoom_settings, lambda: None)
+    assert await start_nightly_syncs(env, dt.datetime(2026, 12, 1, 8, 0, tzinfo=UTC)) == []
+    assert await _runs(db, acme) == []

@@ -297,7 +297,8 @@ async def test_users_reads_each_user_s_fields(zoom: ZoomProvider, account: ZoomA
         name="Ada Lovelace",
         status=interfaces.ACTIVE,
         licensed=True,
-        room_url=f"https://zoom.us/j/{ada['pmi']}",
+        # The list has the PMI but not the link with its passcode: fetched when Ada hosts.
+        room_url="",
     )
     assert by_id[basic["id"]].name == "Bob"
     assert not by_id[basic["id"]].licensed

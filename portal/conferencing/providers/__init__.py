@@ -102,7 +102,7 @@ WEBEX = ProviderKind(
         "this portal's address (below) to its redirect URIs: Webex sends hosts back there. "
         "People are found by email and synced automatically; the first time each person hosts, "
         "they authorize the portal at Webex, and again after 3 months without hosting. "
-        "To let attendees in before the host, turn on \"allow attendees to join before host\" "
+        'To let attendees in before the host, turn on "allow attendees to join before host" '
         "in Webex Site Administration as well as here."
     ),
     needs_account=True,
@@ -124,7 +124,7 @@ WEBEX_PASSWORD = ProviderKind(
     notes=(
         "Each person enters their Webex username and password on their Conferencing Accounts "
         "page. Allow this portal's address (below) in Webex Site Administration, and turn on "
-        "\"allow attendees to join before host\" there to let attendees in first."
+        '"allow attendees to join before host" there to let attendees in first.'
     ),
     needs_account=True,
     people=PASSWORD,

@@ -39,7 +39,7 @@ from portal.conferencing.providers.base import RetryPolicy
 
 ZOOM_API_URL = "https://api.zoom.us/v2"
 ZOOM_OAUTH_URL = "https://zoom.us/oauth/token"
-# The list of users carries each user's PMI but not their personal_meeting_url.
+# A PMI's join link without its passcode, for a user Zoom gives no personal_meeting_url.
 ZOOM_JOIN_URL = "https://zoom.us/j"
 
 # Zoom's `action` for POST /users (camelCase on the wire) and how the admin page names it.
@@ -335,7 +335,9 @@ def _provider_user(record: dict[str, Any], status: str) -> ProviderUser:
         name=name or str(record.get("display_name") or ""),
         status=record_status if record_status in STATUSES else status,
         licensed=record.get("type") == LICENSED,
-        room_url=str(record.get("personal_meeting_url") or _pmi_url(record)),
+        # The list of users carries the PMI but not the personal_meeting_url with its
+        # passcode: "" asks resolve_room to fetch it (personal_room) when the person hosts.
+        room_url=str(record.get("personal_meeting_url") or ""),
     )
 
 
