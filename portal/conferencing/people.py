@@ -25,22 +25,19 @@ from portal.conferencing.interfaces import (
     PersonalAccount,
 )
 from portal.conferencing.models import (
-    CHOSEN,
-    DEPARTMENTS,
-    EVERYONE,
     LOGIN_OK,
     LOGIN_REFUSED,
     ROOM_URL_MAX,
     ConferencingChoice,
     ConferencingConnection,
     ConferencingLogin,
-    ConnectionMember,
 )
 from portal.conferencing.providers import (
     KINDS,
     open_host_authorizing,
     open_password_provider,
 )
+from portal.conferencing.serving import served_clause
 from portal.db import add_or_find, utcnow
 from portal.forms import FormErrors
 from portal.settings import Settings
@@ -58,23 +55,14 @@ AUTHORIZED_PATH = "/conferencing/authorized"
 
 async def serving(session: AsyncSession, person: User) -> list[ConferencingConnection]:
     """The company's connections that serve the person, oldest first."""
-    if person.id is None:
-        return []
-    # A company has a handful of connections: read them all and ask one question of the rest.
     connections = await connections_of(session)
-    chosen: set[int] = set()
-    if any(connection.serves == CHOSEN for connection in connections):
-        query = select(col(ConnectionMember.connection_id)).where(
-            col(ConnectionMember.user_id) == person.id
-        )
-        chosen = set((await session.execute(query)).scalars())
-    return [
-        connection
-        for connection in connections
-        if connection.serves == EVERYONE
-        or (connection.serves == DEPARTMENTS and person.department in connection.departments)
-        or (connection.serves == CHOSEN and connection.id in chosen)
-    ]
+    if person.id is None or not connections:
+        return []
+    # One row: for each connection, whether it serves the person (serving.served_clause, the
+    # rule the admin's lists and sync apply to everyone).
+    query = select(*(served_clause(c) for c in connections)).where(col(User.id) == person.id)
+    served = (await session.execute(query)).first() or ()
+    return [c for c, yes in zip(connections, served, strict=False) if yes]
 
 
 async def choice_of(session: AsyncSession, person: User) -> ConferencingChoice | None:
