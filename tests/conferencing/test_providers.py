@@ -19,7 +19,8 @@ from portal.conferencing.providers.bluejeans import BlueJeansProvider
 from portal.conferencing.providers.goto import GoToProvider
 from portal.conferencing.providers.imeet import IMeetProvider
 from portal.conferencing.providers.ringcentral import RingCentralProvider
-from portal.conferencing.providers.webex import WebexPasswordProvider, WebexProvider
+from portal.conferencing.providers.webex import WebexProvider
+from portal.conferencing.providers.webex_xml import WebexPasswordProvider
 from portal.conferencing.providers.zoom import ZoomProvider
 from tests.conferencing.conftest import serve
 from tests.conferencing.imeet_simulator import IMeetAccount, imeet_app, imeet_endpoints

@@ -23,7 +23,7 @@ from portal.conferencing.interfaces import (
     ProviderUnavailable,
     RateLimited,
 )
-from portal.conferencing.providers import open_provider
+from portal.conferencing.providers import base, open_provider
 from portal.conferencing.providers import ringcentral as ringcentral_module
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.ringcentral import RingCentralProvider
@@ -173,7 +173,7 @@ async def test_the_token_is_renewed_a_margin_before_it_expires(
     ringcentral: RingCentralProvider, account: RingCentralAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(ringcentral_module, "monotonic", lambda: now[0])
+    monkeypatch.setattr(base, "monotonic", lambda: now[0])
     await ringcentral.users()
 
     now[0] += 3600 - ringcentral_module.TOKEN_MARGIN - 1

@@ -34,13 +34,16 @@ from portal.conferencing.interfaces import (
     RateLimited,
 )
 from portal.conferencing.providers import (
+    base,
     open_host_authorizing,
     open_password_provider,
     open_provider,
+    webex_xml,
 )
 from portal.conferencing.providers import webex as webex_module
 from portal.conferencing.providers.base import RetryPolicy
-from portal.conferencing.providers.webex import WebexPasswordProvider, WebexProvider
+from portal.conferencing.providers.webex import WebexProvider
+from portal.conferencing.providers.webex_xml import WebexPasswordProvider
 from tests.conferencing.conftest import serve
 from tests.conferencing.webex_simulator import (
     READ_ONLY_ADMIN_ROLE,
@@ -156,7 +159,7 @@ async def test_the_registry_opens_both_modes_on_the_simulator_s_endpoint_keys(
 
 
 def test_the_default_xml_address_is_the_site_s() -> None:
-    assert webex_module.WEBEX_XML_URL.format(site="acme") == (
+    assert webex_xml.WEBEX_XML_URL.format(site="acme") == (
         "https://acme.webex.com/WBXService/XMLService"
     )
 
@@ -216,7 +219,7 @@ async def test_the_token_is_renewed_a_margin_before_it_expires(
     webex: WebexProvider, account: WebexAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(webex_module, "monotonic", lambda: now[0])
+    monkeypatch.setattr(base, "monotonic", lambda: now[0])
     await webex.users()
 
     now[0] += account.access_token_lifetime - webex_module.TOKEN_MARGIN - 1

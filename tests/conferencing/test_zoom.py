@@ -160,7 +160,7 @@ async def test_the_token_is_renewed_a_margin_before_it_expires(
     zoom: ZoomProvider, account: ZoomAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(zoom_module, "monotonic", lambda: now[0])
+    monkeypatch.setattr(base, "monotonic", lambda: now[0])
     await zoom.users()
 
     now[0] += 3600 - zoom_module.TOKEN_MARGIN - 1

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import cast
 
 from portal.conferencing.interfaces import HostAuthorizing, PasswordProvider, Provider
-from portal.conferencing.providers import bluejeans, goto, imeet, ringcentral, webex, zoom
+from portal.conferencing.providers import (
+    bluejeans,
+    goto,
+    imeet,
+    ringcentral,
+    webex,
+    webex_xml,
+    zoom,
+)
 
 # How a provider's people get their account linked in the portal.
 AUTOMATIC = "automatic"  # found by email with the company's credentials, by sync
@@ -239,7 +247,7 @@ def _open_webex(credentials: Mapping[str, str], endpoints: Mapping[str, str]) ->
 
 
 def _open_webex_password(credentials: Mapping[str, str], endpoints: Mapping[str, str]) -> object:
-    return webex.WebexPasswordProvider(
+    return webex_xml.WebexPasswordProvider(
         credentials.get("site", ""), xml_url=endpoints.get("webex_xml", "")
     )
 

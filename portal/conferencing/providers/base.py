@@ -1,13 +1,16 @@
 """What every adapter does with HTTP the same way: trying again politely, reading Retry-After,
-and saying what a failed connection means."""
+saying what a failed connection means, keeping an access token, and reading JSON answers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import email.utils
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from time import monotonic
+from typing import Any, TypeVar
 
 import httpx
 import stamina
@@ -97,3 +100,119 @@ def unreachable(provider: str, timeout: float, error: httpx.TransportError) -> P
         f"{provider} could not be reached: check that the portal's server can reach the "
         "internet, then try again."
     )
+
+
+async def bearer_request(
+    client: httpx.AsyncClient,
+    provider: str,
+    method: str,
+    url: str,
+    token: str,
+    *,
+    params: dict[str, Any] | None = None,
+    json: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """`client`'s answer to one request with `token` as its bearer; a transport error raised
+    as what it means for the admin (see `unreachable`)."""
+    try:
+        return await client.request(
+            method,
+            url,
+            params=params,
+            json=json,
+            headers={"Authorization": f"Bearer {token}", **(headers or {})},
+        )
+    except httpx.TransportError as error:
+        # The adapters give their clients one timeout for everything: read stands for it.
+        raise unreachable(provider, client.timeout.read or 0.0, error) from error
+
+
+class TokenCache:
+    """One access token, kept for its lifetime minus `margin` seconds, so that no request
+    leaves with a token about to die; `fetch` gives a new one as (token, lifetime)."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[tuple[str, float]]], margin: float) -> None:
+        self._fetch = fetch
+        self._margin = margin
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        """The cached token while it has more than the margin to live, else a new one."""
+        async with self._lock:
+            if self._token is None or monotonic() >= self._expires:
+                self._token, lifetime = await self._fetch()
+                self._expires = monotonic() + lifetime - self._margin
+            return self._token
+
+    def drop(self, token: str) -> None:
+        """Forget `token`, which the provider stopped taking before its time."""
+        # Another request may already have replaced it with a fresh one: keep that.
+        if self._token == token:
+            self._token = None
+
+    async def send(
+        self,
+        request: Callable[[str], Awaitable[httpx.Response]],
+        dead: Callable[[httpx.Response], bool] = lambda response: True,
+    ) -> httpx.Response:
+        """`request(token)`; once more with a new token when the answer is a 401 that `dead`
+        says means the token died (providers may revoke one early: a new secret, say)."""
+        token = await self.get()
+        response = await request(token)
+        if response.status_code == 401 and dead(response):
+            self.drop(token)
+            response = await request(await self.get())
+        return response
+
+
+def json_object(response: httpx.Response, provider: str) -> dict[str, Any]:
+    """The answer's JSON object; ProviderUnavailable when it is anything else."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ProviderUnavailable(
+            f"{provider} answered with something other than the documented JSON."
+        )
+    return answer
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """An error answer's JSON object, or {} when it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def rate_limited(response: httpx.Response, provider: str) -> RateLimited:
+    """A 429, with how long the provider asked the portal to wait."""
+    seconds = retry_after(response.headers.get("Retry-After", ""))
+    when = f"in {seconds:g} seconds" if seconds is not None else "in a minute"
+    return RateLimited(f"{provider} is limiting the portal's requests: try again {when}.", seconds)
+
+
+def server_error(response: httpx.Response, provider: str) -> str:
+    """What a 5xx means for the admin."""
+    return f"{provider} answered with a server error ({response.status_code}): try again later."
+
+
+def undocumented(provider: str) -> ProviderUnavailable:
+    """An answer without the fields the provider's documentation promises."""
+    return ProviderUnavailable(
+        f"{provider} answered without the fields its documentation promises: try again later."
+    )
+
+
+@contextlib.contextmanager
+def documented_shape(provider: str) -> Iterator[None]:
+    """Turn an answer without the documented fields into ProviderUnavailable."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise undocumented(provider) from error

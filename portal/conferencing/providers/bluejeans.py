@@ -11,9 +11,7 @@ from `POST /v1/user/{user_id}/scheduled_meeting`; errors as `{message}`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -28,7 +26,6 @@ from portal.conferencing.interfaces import (
     NotFound,
     PersonalAccount,
     ProviderUnavailable,
-    RateLimited,
 )
 from portal.conferencing.providers import base
 from portal.conferencing.providers.base import RetryPolicy
@@ -100,7 +97,7 @@ class BlueJeansProvider:
         token, user_id = await self._sign_in(username, password)
         user = await self._call("GET", f"/v1/user/{user_id}", token)
         room = await self._call("GET", f"/v1/user/{user_id}/personal_meeting", token)
-        with _documented_shape():
+        with base.documented_shape("BlueJeans"):
             first, last = user.get("firstName") or "", user.get("lastName") or ""
             return PersonalAccount(
                 user_id=user_id,
@@ -116,7 +113,7 @@ class BlueJeansProvider:
         token, user_id = await self._sign_in(username, password)
         if request.start is None:
             room = await self._call("GET", f"/v1/user/{user_id}/personal_meeting", token)
-            with _documented_shape():
+            with base.documented_shape("BlueJeans"):
                 link = self._join_url(room)
                 return CreatedMeeting(
                     id=str(room["numericMeetingId"]), join_url=link, start_url=link
@@ -133,7 +130,7 @@ class BlueJeansProvider:
         }
         path = f"/v1/user/{user_id}/scheduled_meeting"
         meeting = await self._call("POST", path, token, json=body, repeatable=False)
-        with _documented_shape():
+        with base.documented_shape("BlueJeans"):
             link = self._join_url(meeting)
             return CreatedMeeting(id=str(meeting["id"]), join_url=link, start_url=link)
 
@@ -148,7 +145,7 @@ class BlueJeansProvider:
             raise BadCredentials(REFUSED_SIGN_IN)
         body = {"grant_type": "password", "username": username, "password": password}
         grant = await self._grant("Password", body, REFUSED_SIGN_IN)
-        with _documented_shape():
+        with base.documented_shape("BlueJeans"):
             return str(grant["access_token"]), str(int(grant["scope"]["user"]))
 
     async def _grant(self, kind: str, body: dict[str, str], refused: str) -> dict[str, Any]:
@@ -165,7 +162,7 @@ class BlueJeansProvider:
                 raise BadCredentials(refused)
             if not response.is_success:
                 raise _error(response)
-            return _json(response)
+            return base.json_object(response, "BlueJeans")
 
         return await base.retrying(send, self._retry)
 
@@ -182,18 +179,13 @@ class BlueJeansProvider:
         `repeatable`) only when BlueJeans cannot have acted on it."""
 
         async def send() -> dict[str, Any]:
-            try:
-                response = await self._client.request(
-                    method,
-                    self._api_url + path,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            except httpx.TransportError as error:
-                raise base.unreachable("BlueJeans", self._timeout, error) from error
+            url = self._api_url + path
+            response = await base.bearer_request(
+                self._client, "BlueJeans", method, url, token, json=json
+            )
             if not response.is_success:
                 raise _error(response)
-            return _json(response)
+            return base.json_object(response, "BlueJeans")
 
         return await base.retrying(send, self._retry, repeatable=repeatable)
 
@@ -208,39 +200,17 @@ def _epoch_ms(start: dt.datetime, time_zone: str) -> int:
     return int(start.timestamp() * 1000)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ProviderUnavailable(
-            "BlueJeans answered with something other than the documented JSON."
-        )
-    return answer
-
-
 def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
+    message = base.error_body(response).get("message")
     return str(message or response.reason_phrase).rstrip(".")
 
 
 def _error(response: httpx.Response) -> ConferencingError:
     status = response.status_code
     if status == 429:
-        retry_after = base.retry_after(response.headers.get("Retry-After", ""))
-        when = f"in {retry_after:g} seconds" if retry_after is not None else "in a minute"
-        return RateLimited(
-            f"BlueJeans is limiting the portal's requests: try again {when}.", retry_after
-        )
+        return base.rate_limited(response, "BlueJeans")
     if status >= 500:
-        return ProviderUnavailable(
-            f"BlueJeans answered with a server error ({status}): try again later."
-        )
+        return ProviderUnavailable(base.server_error(response, "BlueJeans"))
     if status == 401:
         return BadCredentials(SIGN_IN_LAPSED)
     if status == 404:
@@ -251,14 +221,3 @@ def _error(response: httpx.Response) -> ConferencingError:
             "address."
         )
     return ConferencingError(f"BlueJeans refused the request: {_error_message(response)}.")
-
-
-@contextlib.contextmanager
-def _documented_shape() -> Iterator[None]:
-    """Turn an answer without the documented fields into ProviderUnavailable."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ProviderUnavailable(
-            "BlueJeans answered without the fields its documentation promises: try again later."
-        ) from error

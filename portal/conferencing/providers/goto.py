@@ -15,9 +15,8 @@ GoTo Meeting, `{errorCode, description}` from Training and Webinar, and as OAuth
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,7 +31,6 @@ from portal.conferencing.interfaces import (
     NotFound,
     PersonalAccount,
     ProviderUnavailable,
-    RateLimited,
 )
 from portal.conferencing.providers import base
 from portal.conferencing.providers.base import RetryPolicy
@@ -272,15 +270,15 @@ class GoToProvider:
         )
 
     async def _send(self, method: str, path: str, token: str, json: dict[str, Any] | None) -> Any:
-        try:
-            response = await self._client.request(
-                method,
-                self._api_url + path,
-                json=json,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            )
-        except httpx.TransportError as error:
-            raise base.unreachable(self._name, self._timeout, error) from error
+        response = await base.bearer_request(
+            self._client,
+            self._name,
+            method,
+            self._api_url + path,
+            token,
+            json=json,
+            headers={"Accept": "application/json"},
+        )
         if not response.is_success:
             raise self._error(response)
         return self._json(response)
@@ -288,15 +286,9 @@ class GoToProvider:
     def _error(self, response: httpx.Response) -> ConferencingError:
         status = response.status_code
         if status == 429:
-            retry_after = base.retry_after(response.headers.get("Retry-After", ""))
-            when = f"in {retry_after:g} seconds" if retry_after is not None else "in a minute"
-            return RateLimited(
-                f"{self._name} is limiting the portal's requests: try again {when}.", retry_after
-            )
+            return base.rate_limited(response, self._name)
         if status >= 500:
-            return ProviderUnavailable(
-                f"{self._name} answered with a server error ({status}): try again later."
-            )
+            return ProviderUnavailable(base.server_error(response, self._name))
         if status in (401, 403):
             return ConferencingError(
                 f"{self._name} refused this GoTo account ({_message(response)}): check that it "
@@ -318,17 +310,10 @@ class GoToProvider:
             raise self._undocumented() from None
 
     def _undocumented(self) -> ProviderUnavailable:
-        return ProviderUnavailable(
-            f"{self._name} answered without the fields its documentation promises: try again later."
-        )
+        return base.undocumented(self._name)
 
-    @contextlib.contextmanager
-    def _documented_shape(self) -> Iterator[None]:
-        """Turn an answer without the documented fields into ProviderUnavailable."""
-        try:
-            yield
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
-            raise self._undocumented() from error
+    def _documented_shape(self) -> AbstractContextManager[None]:
+        return base.documented_shape(self._name)
 
 
 def _window(request: MeetingRequest) -> tuple[dt.datetime, dt.datetime]:
@@ -360,21 +345,13 @@ def _meeting_subject(topic: str) -> str:
     return subject
 
 
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _oauth_error(response: httpx.Response) -> str:
-    return str(_error_body(response).get("error") or "")
+    return str(base.error_body(response).get("error") or "")
 
 
 def _message(response: httpx.Response) -> str:
     """GoTo's own words for an error, whichever of its products (or OAuth) answered."""
-    body = _error_body(response)
+    body = base.error_body(response)
     text = (
         body.get("msg")
         or body.get("description")

@@ -10,10 +10,6 @@ room from `/rcvideo/v2/account/~/extension/{id}/bridges/default` and meetings ("
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Iterator
-from time import monotonic
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +28,6 @@ from portal.conferencing.interfaces import (
     NotFound,
     ProviderUnavailable,
     ProviderUser,
-    RateLimited,
     UserPage,
 )
 from portal.conferencing.providers import base
@@ -113,14 +108,12 @@ class RingCentralProvider:
         self._timeout = timeout
         self._retry = retry or base.DEFAULT_RETRY
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self._tokens = base.TokenCache(self._fetch_token, TOKEN_MARGIN)
 
     async def verify(self) -> None:
         """Raise unless the JWT's user is an administrator whose app may list the users."""
         me = await self._call("GET", ME_PATH)
-        with _documented_shape():
+        with base.documented_shape("RingCentral"):
             admin = (me.get("permissions") or {}).get("admin") or {}
             if admin.get("enabled") is not True:
                 raise NotAdministrator(NOT_ADMINISTRATOR)
@@ -131,7 +124,7 @@ class RingCentralProvider:
         page = _parse_cursor(cursor)
         params = {"type": "User", "perPage": PAGE_SIZE, "page": page}
         answer = await self._call("GET", EXTENSIONS_PATH, params=params)
-        with _documented_shape():
+        with base.documented_shape("RingCentral"):
             users = [_provider_user(record) for record in answer["records"]]
             more = bool((answer.get("navigation") or {}).get("nextPage"))
         return UserPage(users=users, next_cursor=str(page + 1) if more and users else None)
@@ -143,7 +136,7 @@ class RingCentralProvider:
             raise NotFound("RingCentral cannot look up a user without an email.")
         params = {"type": "User", "email": wanted, "perPage": PAGE_SIZE}
         answer = await self._call("GET", EXTENSIONS_PATH, params=params)
-        with _documented_shape():
+        with base.documented_shape("RingCentral"):
             for record in answer["records"]:
                 found = str((record.get("contact") or {}).get("email") or "")
                 # RingCentral's filter picks the records; an exact match is still checked here.
@@ -154,7 +147,7 @@ class RingCentralProvider:
     async def personal_room(self, user_id: str) -> str:
         """The join link of the user's default RingCentral Video bridge."""
         bridge = await self._call("GET", f"{_bridges_path(user_id)}/default")
-        with _documented_shape():
+        with base.documented_shape("RingCentral"):
             return str(bridge["discovery"]["web"])
 
     async def create_meeting(self, user_id: str, request: MeetingRequest) -> CreatedMeeting:
@@ -169,7 +162,7 @@ class RingCentralProvider:
             bridge = await self._call("POST", _bridges_path(user_id), json=body, repeatable=False)
         except NotAdministrator as error:
             raise NotAdministrator(NOT_DELEGATE) from error
-        with _documented_shape():
+        with base.documented_shape("RingCentral"):
             # Hosts are recognised by signing in to RingCentral, so both open the same link.
             link = str(bridge["discovery"]["web"])
             return CreatedMeeting(id=str(bridge["id"]), join_url=link, start_url=link)
@@ -200,52 +193,29 @@ class RingCentralProvider:
     async def _send(
         self, method: str, path: str, params: dict[str, Any] | None, json: dict[str, Any] | None
     ) -> dict[str, Any]:
-        token = await self._access_token()
-        response = await self._request(method, path, token, params, json)
-        if response.status_code == 401 and _error_codes(response) & DEAD_TOKEN:
-            # Revoked early (a new JWT, a changed password): one new token, then ask again.
-            self._drop_token(token)
-            token = await self._access_token()
-            response = await self._request(method, path, token, params, json)
-        if not response.is_success:
-            raise _error(response)
-        return _json(response)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        token: str,
-        params: dict[str, Any] | None,
-        json: dict[str, Any] | None,
-    ) -> httpx.Response:
-        try:
-            return await self._client.request(
+        async def request(token: str) -> httpx.Response:
+            return await base.bearer_request(
+                self._client,
+                "RingCentral",
                 method,
                 self._api_url + path,
+                token,
                 params=params,
                 json=json,
-                headers={"Authorization": f"Bearer {token}"},
             )
-        except httpx.TransportError as error:
-            raise base.unreachable("RingCentral", self._timeout, error) from error
 
-    async def _access_token(self) -> str:
-        """The cached token while it has more than TOKEN_MARGIN to live, else a new one."""
-        if not (self._client_id and self._client_secret and self._jwt):
-            raise BadCredentials(MISSING_CREDENTIALS)
-        async with self._token_lock:
-            if self._token is None or monotonic() >= self._token_expires:
-                self._token, lifetime = await self._fetch_token()
-                self._token_expires = monotonic() + lifetime - TOKEN_MARGIN
-            return self._token
-
-    def _drop_token(self, token: str) -> None:
-        # Another request may already have replaced it with a fresh one: keep that.
-        if self._token == token:
-            self._token = None
+        # Revoked early (a new JWT, a changed password): one new token, then ask again.
+        response = await self._tokens.send(
+            request, lambda answer: bool(_error_codes(answer) & DEAD_TOKEN)
+        )
+        if not response.is_success:
+            raise _error(response)
+        return base.json_object(response, "RingCentral")
 
     async def _fetch_token(self) -> tuple[str, float]:
+        """A new token and its lifetime, for the token cache."""
+        if not (self._client_id and self._client_secret and self._jwt):
+            raise BadCredentials(MISSING_CREDENTIALS)
         try:
             response = await self._client.post(
                 self._api_url + OAUTH_PATH,
@@ -258,15 +228,15 @@ class RingCentralProvider:
                 str(base.unreachable("RingCentral", self._timeout, error))
             ) from error
         if response.status_code == 429:
-            raise _rate_limited(response)
+            raise base.rate_limited(response, "RingCentral")
         if response.status_code >= 500:
-            raise base.NotSent(_server_error(response))
+            raise base.NotSent(base.server_error(response, "RingCentral"))
         if response.status_code in (400, 401, 403):
             raise BadCredentials(_refusal(response))
         if not response.is_success:
             raise _error(response)
-        token = _json(response)
-        with _documented_shape():
+        token = base.json_object(response, "RingCentral")
+        with base.documented_shape("RingCentral"):
             return str(token["access_token"]), float(token.get("expires_in", 3600))
 
 
@@ -300,26 +270,6 @@ def _bridges_path(user_id: str) -> str:
     return f"/rcvideo/v2/account/~/extension/{quote(user_id.strip(), safe='')}/bridges"
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ProviderUnavailable(
-            "RingCentral answered with something other than the documented JSON."
-        )
-    return answer
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:
     errors = body.get("errors")
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
@@ -327,13 +277,13 @@ def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _error_codes(response: httpx.Response) -> set[str]:
     """The answer's errorCode and those of its `errors`: RingCentral puts them in either."""
-    body = _error_body(response)
+    body = base.error_body(response)
     codes = [body.get("errorCode"), *(e.get("errorCode") for e in _errors(body))]
     return {code for code in codes if isinstance(code, str)}
 
 
 def _error_message(response: httpx.Response) -> str:
-    body = _error_body(response)
+    body = base.error_body(response)
     first = next(iter(_errors(body)), {})
     message = body.get("message") or first.get("message") or body.get("error_description")
     code = body.get("errorCode") or first.get("errorCode")
@@ -343,7 +293,7 @@ def _error_message(response: httpx.Response) -> str:
 
 def _refusal(response: httpx.Response) -> str:
     """Which of the three credentials the token endpoint refused, as OAuth's `error` says."""
-    error = _error_body(response).get("error")
+    error = base.error_body(response).get("error")
     if error == "invalid_client":
         return BAD_CLIENT
     if error in ("unauthorized_client", "unsupported_grant_type"):
@@ -354,9 +304,9 @@ def _refusal(response: httpx.Response) -> str:
 def _error(response: httpx.Response) -> ConferencingError:
     status = response.status_code
     if status == 429:
-        return _rate_limited(response)
+        return base.rate_limited(response, "RingCentral")
     if status >= 500:
-        return ProviderUnavailable(_server_error(response))
+        return ProviderUnavailable(base.server_error(response, "RingCentral"))
     if status == 401:
         return BadCredentials(BAD_JWT)
     if status == 403:
@@ -369,26 +319,3 @@ def _error(response: httpx.Response) -> ConferencingError:
             "API address."
         )
     return ConferencingError(f"RingCentral refused the request: {_error_message(response)}.")
-
-
-def _rate_limited(response: httpx.Response) -> RateLimited:
-    retry_after = base.retry_after(response.headers.get("Retry-After", ""))
-    when = f"in {retry_after:g} seconds" if retry_after is not None else "in a minute"
-    return RateLimited(
-        f"RingCentral is limiting the portal's requests: try again {when}.", retry_after
-    )
-
-
-def _server_error(response: httpx.Response) -> str:
-    return f"RingCentral answered with a server error ({response.status_code}): try again later."
-
-
-@contextlib.contextmanager
-def _documented_shape() -> Iterator[None]:
-    """Turn an answer without the documented fields into ProviderUnavailable."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ProviderUnavailable(
-            "RingCentral answered without the fields its documentation promises: try again later."
-        ) from error

@@ -1,31 +1,19 @@
-"""Webex, in two modes: SSO, through the Webex REST API and an OAuth integration; and the older
-site login (webExID and password), through the Webex Meetings XML API.
+"""Webex with SSO, through the Webex REST API and an OAuth integration (the older site login,
+webExID and password, is webex_xml.py's).
 
 REST (https://webexapis.com/v1, developer.webex.com): tokens from `POST /access_token`, people
 from `/people` (paged by the `Link: <...>; rel="next"` header), personal rooms from
 `/meetingPreferences/personalMeetingRoom`, meetings from `/meetings`; errors carry
 `{message, errors: [{description}], trackingId}`.
-
-XML (the Webex Meetings XML API reference, developer.cisco.com): one POST of a `serv:message` to
-https://{site}.webex.com/WBXService/XMLService per request, signed in by the `securityContext`
-(siteName, webExID, password); the answer's `serv:result` is SUCCESS or FAILURE with an
-`exceptionID`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import datetime as dt
-import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from time import monotonic
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -41,17 +29,14 @@ from portal.conferencing.interfaces import (
     NewUser,
     NotAdministrator,
     NotFound,
-    PersonalAccount,
     ProviderUnavailable,
     ProviderUser,
-    RateLimited,
     UserPage,
 )
 from portal.conferencing.providers import base
 from portal.conferencing.providers.base import RetryPolicy
 
 WEBEX_API_URL = "https://webexapis.com/v1"
-WEBEX_XML_URL = "https://{site}.webex.com/WBXService/XMLService"
 
 # Webex accounts are created in Control Hub, not from the portal.
 PROVISIONING: tuple[tuple[str, str], ...] = ()
@@ -90,7 +75,6 @@ AUTHORIZATION_REFUSED = "Webex did not accept the authorization: try again."
 HOST_AUTHORIZATION_LAPSED = (
     "Webex no longer accepts this host's authorization of the portal: authorize it at Webex again."
 )
-SHAPE_ERROR = "Webex answered without the fields its documentation promises: try again later."
 NO_ACCOUNT_CREATION = (
     "Webex accounts are created in Control Hub: add the person there, and the next sync finds "
     "them by email."
@@ -118,9 +102,7 @@ class WebexProvider:
         self._timeout = timeout
         self._retry = retry or base.DEFAULT_RETRY
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self._tokens = base.TokenCache(self._fetch_token, TOKEN_MARGIN)
 
     @property
     def refresh_token(self) -> str:
@@ -130,7 +112,7 @@ class WebexProvider:
     async def verify(self) -> None:
         """Raise unless the credentials work and are a full administrator's."""
         me = _json(await self._call("GET", "/people/me"))
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             roles = [str(role) for role in me.get("roles") or []]
         if not any(_is_full_admin(role) for role in roles):
             raise NotAdministrator(NOT_ADMINISTRATOR)
@@ -143,7 +125,7 @@ class WebexProvider:
             response = await self._call("GET", "/people", params={"max": PAGE_SIZE})
         else:
             response = await self._call("GET", _next_page_path(cursor))
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             users = [_provider_user(person) for person in _json(response)["items"]]
         next_page = response.links.get("next", {}).get("url")
         return UserPage(users=users, next_cursor=next_page or None)
@@ -154,7 +136,7 @@ class WebexProvider:
         if not wanted:
             raise NotFound("Webex cannot look up a person without an email.")
         response = await self._call("GET", "/people", params={"email": wanted})
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             people = _json(response)["items"]
             if not people:
                 raise NotFound(f"Webex has no person with the email {wanted}.")
@@ -164,7 +146,7 @@ class WebexProvider:
         """The join link of the person's Webex personal room."""
         email = await self._email_of(user_id)
         response = await self._call("GET", ROOM_PATH, params={"userEmail": email})
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             return str(_json(response)["personalMeetingRoomLink"])
 
     async def create_meeting(self, user_id: str, request: MeetingRequest) -> CreatedMeeting:
@@ -181,7 +163,7 @@ class WebexProvider:
             "hostEmail": host_email,
         }
         meeting = _json(await self._call("POST", "/meetings", json=body, repeatable=False))
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             link = str(meeting["webLink"])
             return CreatedMeeting(id=str(meeting["id"]), join_url=link, start_url=link)
 
@@ -224,7 +206,7 @@ class WebexProvider:
             )
         if response.status_code == 401:
             raise BadCredentials(HOST_AUTHORIZATION_LAPSED)
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             return str(_json(response)["personalMeetingRoomLink"]), tokens
 
     async def aclose(self) -> None:
@@ -236,7 +218,7 @@ class WebexProvider:
             # "/people/" is the list of everyone, not a lookup.
             raise NotFound("Webex cannot look up a person without an id.")
         person = _json(await self._call("GET", f"/people/{quote(user_id, safe='')}"))
-        with _documented_shape():
+        with base.documented_shape("Webex"):
             emails = person.get("emails") or []
         if not emails:
             raise NotFound("Webex has no email for this person, so no room or meeting either.")
@@ -261,20 +243,18 @@ class WebexProvider:
     async def _send(
         self, method: str, path: str, params: dict[str, Any] | None, json: dict[str, Any] | None
     ) -> httpx.Response:
-        token = await self._access_token()
-        response = await self._request(method, path, token, params, json)
-        if response.status_code == 401:
-            # Webex may end a token early (a regenerated secret, a revoked authorization).
-            self._drop_token(token)
-            token = await self._access_token()
-            response = await self._request(method, path, token, params, json)
+        async def request(token: str) -> httpx.Response:
+            return await self._request(method, path, token, params=params, json=json)
+
+        # Webex may end a token early (a regenerated secret, a revoked authorization).
+        response = await self._tokens.send(request)
         if not response.is_success:
             raise _error(response)
         return response
 
     async def _host_request(self, access_token: str) -> httpx.Response:
         """The host's room as the host; a 401 is returned for the caller to refresh."""
-        response = await self._request("GET", ROOM_PATH, access_token, None, None)
+        response = await self._request("GET", ROOM_PATH, access_token)
         if response.status_code != 401 and not response.is_success:
             raise _error(response)
         return response
@@ -284,39 +264,32 @@ class WebexProvider:
         method: str,
         path: str,
         token: str,
-        params: dict[str, Any] | None,
-        json: dict[str, Any] | None,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        try:
-            return await self._client.request(
-                method,
-                self._api_url + path,
-                params=params,
-                json=json,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.TransportError as error:
-            raise base.unreachable("Webex", self._timeout, error) from error
+        return await base.bearer_request(
+            self._client,
+            "Webex",
+            method,
+            self._api_url + path,
+            token,
+            params=params,
+            json=json,
+        )
 
-    async def _access_token(self) -> str:
-        """The cached token while it has more than TOKEN_MARGIN to live, else a new one."""
+    async def _fetch_token(self) -> tuple[str, float]:
+        """A new administrator's token and its lifetime, for the token cache; Webex may rotate
+        the refresh token on the way."""
         if not (self._client_id and self._client_secret and self._refresh_token):
             raise BadCredentials(MISSING_CREDENTIALS)
-        async with self._token_lock:
-            if self._token is None or monotonic() >= self._token_expires:
-                form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
-                grant = await self._grant(form, BAD_CREDENTIALS)
-                with _documented_shape():
-                    self._token = str(grant["access_token"])
-                    lifetime = float(grant["expires_in"])
-                    self._refresh_token = str(grant.get("refresh_token") or self._refresh_token)
-                self._token_expires = monotonic() + lifetime - TOKEN_MARGIN
-            return self._token
-
-    def _drop_token(self, token: str) -> None:
-        # Another request may already have replaced it with a fresh one: keep that.
-        if self._token == token:
-            self._token = None
+        form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
+        grant = await self._grant(form, BAD_CREDENTIALS)
+        with base.documented_shape("Webex"):
+            token = str(grant["access_token"])
+            lifetime = float(grant["expires_in"])
+            self._refresh_token = str(grant.get("refresh_token") or self._refresh_token)
+        return token, lifetime
 
     async def _refresh_host(self, tokens: HostTokens) -> HostTokens:
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
@@ -336,10 +309,11 @@ class WebexProvider:
             # Nothing is created by asking for a token: sending it again is always safe.
             raise base.NotSent(str(base.unreachable("Webex", self._timeout, error))) from error
         if response.status_code == 429:
-            raise _rate_limited(response)
+            raise base.rate_limited(response, "Webex")
         if response.status_code >= 500:
-            raise base.NotSent(_server_error(response))
-        if response.status_code == 401 or _error_body(response).get("error") == "invalid_client":
+            raise base.NotSent(base.server_error(response, "Webex"))
+        refused_client = base.error_body(response).get("error") == "invalid_client"
+        if response.status_code == 401 or refused_client:
             raise BadCredentials(BAD_CREDENTIALS)
         if response.status_code == 400:
             raise BadCredentials(refused)
@@ -396,7 +370,7 @@ def _flag(value: object) -> bool | None:
 
 
 def _host_tokens(grant: dict[str, Any], previous_refresh: str = "") -> HostTokens:
-    with _documented_shape():
+    with base.documented_shape("Webex"):
         # A refresh may answer without a new refresh token: the old one stays good.
         refresh = str(grant.get("refresh_token") or previous_refresh)
         lifetime = dt.timedelta(seconds=float(grant["expires_in"]))
@@ -406,7 +380,7 @@ def _host_tokens(grant: dict[str, Any], previous_refresh: str = "") -> HostToken
             expires_at=dt.datetime.now(dt.UTC) + lifetime,
         )
     if not tokens.refresh_token:
-        raise ProviderUnavailable(SHAPE_ERROR)
+        raise base.undocumented("Webex")
     return tokens
 
 
@@ -418,25 +392,11 @@ def _webex_time(when: dt.datetime) -> str:
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ProviderUnavailable("Webex answered with something other than the documented JSON.")
-    return answer
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return base.json_object(response, "Webex")
 
 
 def _error_message(response: httpx.Response) -> str:
-    body = _error_body(response)
+    body = base.error_body(response)
     errors = body.get("errors")
     errors = errors if isinstance(errors, list) else []
     described = next((e.get("description") for e in errors if isinstance(e, dict)), None)
@@ -449,9 +409,9 @@ def _error_message(response: httpx.Response) -> str:
 def _error(response: httpx.Response) -> ConferencingError:
     status = response.status_code
     if status == 429:
-        return _rate_limited(response)
+        return base.rate_limited(response, "Webex")
     if status >= 500:
-        return ProviderUnavailable(_server_error(response))
+        return ProviderUnavailable(base.server_error(response, "Webex"))
     if status == 401:
         return BadCredentials(BAD_CREDENTIALS)
     if status == 403:
@@ -463,236 +423,3 @@ def _error(response: httpx.Response) -> ConferencingError:
             f"Webex's address answered with a redirect ({status}): check the Webex API address."
         )
     return ConferencingError(f"Webex refused the request: {_error_message(response)}.")
-
-
-def _rate_limited(response: httpx.Response) -> RateLimited:
-    retry_after = base.retry_after(response.headers.get("Retry-After", ""))
-    when = f"in {retry_after:g} seconds" if retry_after is not None else "in a minute"
-    return RateLimited(f"Webex is limiting the portal's requests: try again {when}.", retry_after)
-
-
-def _server_error(response: httpx.Response) -> str:
-    return f"Webex answered with a server error ({response.status_code}): try again later."
-
-
-@contextlib.contextmanager
-def _documented_shape() -> Iterator[None]:
-    """Turn an answer without the documented fields into ProviderUnavailable."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        raise ProviderUnavailable(SHAPE_ERROR) from error
-
-
-# Username and password mode: the Webex Meetings XML API
-
-SERVICE_NS = "http://www.webex.com/schemas/2002/06/service"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-NAMESPACES = {
-    "serv": SERVICE_NS,
-    "use": f"{SERVICE_NS}/user",
-    "meet": f"{SERVICE_NS}/meeting",
-}
-# A site name is the first label of https://{site}.webex.com.
-SITE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-# The XML API's "Incorrect user or password".
-AUTHENTICATION_FAILED = {"030002"}
-# Webex numbers its time zones; 20 is "GMT+00:00, Greenwich (Casablanca)", so a start sent in UTC
-# is read as UTC.
-GMT_TIME_ZONE_ID = "20"
-# How long before the start attendees may join when they may join first: 900, as in Cisco's
-# own CreateMeeting sample.
-OPEN_TIME_SECONDS = 900
-
-BAD_SITE = (
-    "{site!r} is not a Webex site name: enter the first part of the site's address, letters, "
-    "digits and hyphens only (acme for acme.webex.com)."
-)
-UNKNOWN_SITE = (
-    "No Webex site named {site}: check the site name, the first part of the site's address "
-    "(acme for acme.webex.com)."
-)
-REFUSED_SIGN_IN = "Webex refused this username and password: check them and try again."
-NOT_XML = "Webex answered with something other than the XML service's answer: try again later."
-
-
-class XmlFailure(ConferencingError):
-    """The XML API answered FAILURE: `exception_id` says why."""
-
-    def __init__(self, reason: str, exception_id: str) -> None:
-        super().__init__(f"Webex refused the request: {reason.rstrip('.')}.")
-        self.exception_id = exception_id
-
-
-class WebexPasswordProvider:
-    """A Webex site whose people sign in with their own webExID and password."""
-
-    def __init__(
-        self,
-        site: str,
-        *,
-        xml_url: str = "",
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self._site = site.strip()
-        self._xml_url = xml_url or WEBEX_XML_URL.format(site=self._site)
-        self._timeout = timeout
-        self._retry = retry or base.DEFAULT_RETRY
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-
-    async def verify(self) -> None:
-        """Raise unless the site name is one and the site's XML service answers."""
-        self._check_site()
-        message, _ = _xml_request(self._site, "ep.GetAPIVersion")
-        try:
-            await self._call(message)
-        except XmlFailure as failure:
-            # GetAPIVersion needs no user: a FAILURE can only be the site.
-            raise BadCredentials(UNKNOWN_SITE.format(site=self._site)) from failure
-
-    async def sign_in(self, username: str, password: str) -> PersonalAccount:
-        """The person's Webex account (BadCredentials: Webex refuses the username or password)."""
-        webex_id = self._signing_in(username, password)
-        message, content = _xml_request(self._site, "user.GetUser", webex_id, password)
-        _text(content, "webExId", webex_id)
-        user = await self._signed_in(message)
-        first, last = _field(user, "use:firstName"), _field(user, "use:lastName")
-        return PersonalAccount(
-            user_id=_field(user, "use:webExId") or webex_id,
-            email=_field(user, "use:email"),
-            name=f"{first} {last}".strip(),
-            room_url=_field(user, "use:personalMeetingRoom/use:personalMeetingRoomURL"),
-        )
-
-    async def start_meeting(
-        self, username: str, password: str, request: MeetingRequest
-    ) -> CreatedMeeting:
-        """A meeting hosted by the person, with its attendees' and its host's links."""
-        webex_id = self._signing_in(username, password)
-        message, content = _xml_request(self._site, "meeting.CreateMeeting", webex_id, password)
-        _text(ET.SubElement(content, "metaData"), "confName", request.topic)
-        # The schema is a sequence: the elements go in the order Cisco's samples use.
-        schedule = ET.SubElement(content, "schedule")
-        _text(schedule, "startDate", _xml_time(request.start, request.time_zone))
-        jbh = request.join_before_host
-        _text(schedule, "openTime", str(OPEN_TIME_SECONDS if jbh else 0))
-        _text(schedule, "joinTeleconfBeforeHost", "TRUE" if jbh else "FALSE")
-        _text(schedule, "duration", str(request.duration_minutes))
-        _text(schedule, "timeZoneID", GMT_TIME_ZONE_ID)
-        created = await self._signed_in(message, repeatable=False)
-        key = _field(created, "meet:meetingkey")
-        join_url = _field(created, "meet:iCalendarURL/serv:attendee")
-        start_url = _field(created, "meet:iCalendarURL/serv:host")
-        if not (key and join_url and start_url):
-            raise ProviderUnavailable(SHAPE_ERROR)
-        return CreatedMeeting(id=key, join_url=join_url, start_url=start_url)
-
-    async def aclose(self) -> None:
-        """Let go of the HTTP connections."""
-        await self._client.aclose()
-
-    def _check_site(self) -> None:
-        if not SITE_NAME.fullmatch(self._site):
-            raise BadCredentials(BAD_SITE.format(site=self._site))
-
-    def _signing_in(self, username: str, password: str) -> str:
-        self._check_site()
-        webex_id = username.strip()
-        if not (webex_id and password):
-            raise BadCredentials(REFUSED_SIGN_IN)
-        return webex_id
-
-    async def _signed_in(self, message: ET.Element, *, repeatable: bool = True) -> ET.Element:
-        try:
-            return await self._call(message, repeatable=repeatable)
-        except XmlFailure as failure:
-            if failure.exception_id in AUTHENTICATION_FAILED:
-                raise BadCredentials(REFUSED_SIGN_IN) from failure
-            raise
-
-    async def _call(self, message: ET.Element, *, repeatable: bool = True) -> ET.Element:
-        """The answer's bodyContent, retried while Webex is busy or unreachable (a creation
-        only when Webex cannot have acted on it)."""
-        document = ET.tostring(message, encoding="UTF-8", xml_declaration=True)
-        return await base.retrying(lambda: self._send(document), self._retry, repeatable=repeatable)
-
-    async def _send(self, document: bytes) -> ET.Element:
-        try:
-            response = await self._client.post(
-                self._xml_url, content=document, headers={"Content-Type": "application/xml"}
-            )
-        except httpx.TransportError as error:
-            raise base.unreachable("Webex", self._timeout, error) from error
-        status = response.status_code
-        if status == 429:
-            raise _rate_limited(response)
-        if status >= 500:
-            raise ProviderUnavailable(_server_error(response))
-        if status == 404:
-            raise BadCredentials(UNKNOWN_SITE.format(site=self._site))
-        if not response.is_success:
-            raise ConferencingError(
-                f"Webex's XML service refused the request ({status}): check the site name."
-            )
-        return _body_content(response.content)
-
-
-def _xml_request(
-    site: str, request_type: str, webex_id: str = "", password: str = ""
-) -> tuple[ET.Element, ET.Element]:
-    """A `serv:message` for `request_type` (e.g. "user.GetUser") and its bodyContent to fill."""
-    message = ET.Element("serv:message", {"xmlns:serv": SERVICE_NS, "xmlns:xsi": XSI_NS})
-    context = ET.SubElement(ET.SubElement(message, "header"), "securityContext")
-    _text(context, "siteName", site)
-    if webex_id:
-        _text(context, "webExID", webex_id)
-        _text(context, "password", password)
-    body = ET.SubElement(message, "body")
-    kind = f"java:com.webex.service.binding.{request_type}"
-    return message, ET.SubElement(body, "bodyContent", {"xsi:type": kind})
-
-
-def _text(parent: ET.Element, tag: str, text: str) -> None:
-    ET.SubElement(parent, tag).text = text  # ElementTree escapes it
-
-
-def _field(content: ET.Element, path: str) -> str:
-    return (content.findtext(path, default="", namespaces=NAMESPACES) or "").strip()
-
-
-def _body_content(document: bytes) -> ET.Element:
-    """The bodyContent of a SUCCESS; XmlFailure for a FAILURE."""
-    # Webex's answers have no DTD; refusing one leaves no entity for expat to expand.
-    if b"<!DOCTYPE" in document.upper():
-        raise ProviderUnavailable(NOT_XML)
-    try:
-        root = ET.fromstring(document)  # noqa: S314 (no DTD, see above)
-    except ET.ParseError as error:
-        raise ProviderUnavailable(NOT_XML) from error
-    response = root.find("serv:header/serv:response", NAMESPACES)
-    if response is None:
-        raise ProviderUnavailable(NOT_XML)
-    result = _field(response, "serv:result")
-    content = root.find("serv:body/serv:bodyContent", NAMESPACES)
-    if result == "FAILURE":
-        reason = _field(response, "serv:reason") or "no reason given"
-        raise XmlFailure(reason, _field(response, "serv:exceptionID"))
-    if result != "SUCCESS" or content is None:
-        raise ProviderUnavailable(NOT_XML)
-    return content
-
-
-def _xml_time(start: dt.datetime | None, time_zone: str) -> str:
-    """The XML API's MM/DD/YYYY HH:MM:SS, in UTC (see GMT_TIME_ZONE_ID); None is now."""
-    when = start or dt.datetime.now(dt.UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_zone(time_zone))
-    return when.astimezone(dt.UTC).strftime("%m/%d/%Y %H:%M:%S")
-
-
-def _zone(name: str) -> dt.tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC

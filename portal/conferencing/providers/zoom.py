@@ -7,11 +7,7 @@ meetings from `/users/{userId}/meetings`, errors as `{code, message}`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
-from time import monotonic
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +26,6 @@ from portal.conferencing.interfaces import (
     NotFound,
     ProviderUnavailable,
     ProviderUser,
-    RateLimited,
     RetiredCredentials,
     UserPage,
 )
@@ -106,9 +101,7 @@ class ZoomProvider:
         self._timeout = timeout
         self._retry = retry or base.DEFAULT_RETRY
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self._tokens = base.TokenCache(self._fetch_token, TOKEN_MARGIN)
 
     async def verify(self) -> None:
         """Raise unless the credentials work and are an administrator's."""
@@ -125,7 +118,7 @@ class ZoomProvider:
         if page_token:
             params["next_page_token"] = page_token
         page = await self._call("GET", "/users", params=params)
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             users = [_provider_user(record, status) for record in page.get("users") or []]
             next_token = page.get("next_page_token") or ""
         return UserPage(users=users, next_cursor=_next_cursor(status, next_token))
@@ -137,13 +130,13 @@ class ZoomProvider:
             record = await self._call("GET", path)
         except NotFound as error:
             raise NotFound(f"Zoom has no user with the email {email.strip()}.") from error
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             return _provider_user(record, ACTIVE)
 
     async def personal_room(self, user_id: str) -> str:
         """The join link of the user's Personal Meeting ID room."""
         record = await self._call("GET", _user_path(user_id))
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             room_url = str(record.get("personal_meeting_url") or _pmi_url(record))
         if not room_url:
             raise NotFound("Zoom has no personal meeting room for this user yet.")
@@ -163,7 +156,7 @@ class ZoomProvider:
         meeting = await self._call(
             "POST", f"{_user_path(user_id)}/meetings", json=body, repeatable=False
         )
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             return CreatedMeeting(
                 id=str(meeting["id"]), join_url=meeting["join_url"], start_url=meeting["start_url"]
             )
@@ -180,7 +173,7 @@ class ZoomProvider:
         }
         body = {"action": method, "user_info": user_info}
         created = await self._call("POST", "/users", json=body, repeatable=False)
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             user_id = str(created["id"])
             if method == "create":
                 return _provider_user(created, PENDING)
@@ -191,7 +184,7 @@ class ZoomProvider:
             # The user exists now: the next sync reads their room, and creating them
             # again would only fail.
             record = created
-        with _documented_shape():
+        with base.documented_shape("Zoom"):
             return _provider_user(record, ACTIVE)
 
     async def aclose(self) -> None:
@@ -220,54 +213,31 @@ class ZoomProvider:
     async def _send(
         self, method: str, path: str, params: dict[str, Any] | None, json: dict[str, Any] | None
     ) -> dict[str, Any]:
-        token = await self._access_token()
-        response = await self._request(method, path, token, params, json)
-        if response.status_code == 401 and _error_code(response) == EXPIRED_TOKEN:
-            # Zoom may revoke a token before its hour is up (a new secret, a re-activated app).
-            self._drop_token(token)
-            token = await self._access_token()
-            response = await self._request(method, path, token, params, json)
-        if not response.is_success:
-            raise self._error(response)
-        return _json(response)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        token: str,
-        params: dict[str, Any] | None,
-        json: dict[str, Any] | None,
-    ) -> httpx.Response:
-        try:
-            return await self._client.request(
+        async def request(token: str) -> httpx.Response:
+            return await base.bearer_request(
+                self._client,
+                "Zoom",
                 method,
                 self._api_url + path,
+                token,
                 params=params,
                 json=json,
-                headers={"Authorization": f"Bearer {token}"},
             )
-        except httpx.TransportError as error:
-            raise base.unreachable("Zoom", self._timeout, error) from error
 
-    async def _access_token(self) -> str:
-        """The cached token while it has more than TOKEN_MARGIN to live, else a new one."""
+        # Zoom may revoke a token before its hour is up (a new secret, a re-activated app).
+        response = await self._tokens.send(
+            request, lambda answer: _error_code(answer) == EXPIRED_TOKEN
+        )
+        if not response.is_success:
+            raise self._error(response)
+        return base.json_object(response, "Zoom")
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        """A new token and its lifetime, for the token cache."""
         if not self._account_id and self._client_id and self._client_secret:
             raise RetiredCredentials(JWT_RETIRED)
         if not (self._account_id and self._client_id and self._client_secret):
             raise BadCredentials(MISSING_CREDENTIALS)
-        async with self._token_lock:
-            if self._token is None or monotonic() >= self._token_expires:
-                self._token, lifetime = await self._fetch_token()
-                self._token_expires = monotonic() + lifetime - TOKEN_MARGIN
-            return self._token
-
-    def _drop_token(self, token: str) -> None:
-        # Another request may already have replaced it with a fresh one: keep that.
-        if self._token == token:
-            self._token = None
-
-    async def _fetch_token(self) -> tuple[str, float]:
         try:
             response = await self._client.post(
                 self._oauth_url,
@@ -278,24 +248,24 @@ class ZoomProvider:
             # Nothing is created by asking for a token: sending it again is always safe.
             raise base.NotSent(str(base.unreachable("Zoom", self._timeout, error))) from error
         if response.status_code == 429:
-            raise _rate_limited(response)
+            raise base.rate_limited(response, "Zoom")
         if response.status_code >= 500:
-            raise base.NotSent(_server_error(response))
+            raise base.NotSent(base.server_error(response, "Zoom"))
         if response.status_code in (400, 401):
             raise BadCredentials(BAD_CREDENTIALS)
         if not response.is_success:
             raise self._error(response)
-        token = _json(response)
-        with _documented_shape():
+        token = base.json_object(response, "Zoom")
+        with base.documented_shape("Zoom"):
             return str(token["access_token"]), float(token.get("expires_in", 3600))
 
     def _error(self, response: httpx.Response) -> ConferencingError:
         status = response.status_code
         code = _error_code(response)
         if status == 429:
-            return _rate_limited(response)
+            return base.rate_limited(response, "Zoom")
         if status >= 500:
-            return ProviderUnavailable(_server_error(response))
+            return ProviderUnavailable(base.server_error(response, "Zoom"))
         if status == 401:
             return BadCredentials(BAD_CREDENTIALS)
         if status == 403 or code in MISSING_SCOPES:
@@ -361,52 +331,13 @@ def _zoom_time(start: dt.datetime) -> str:
     return start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ProviderUnavailable("Zoom answered with something other than the documented JSON.")
-    return answer
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _error_code(response: httpx.Response) -> int | None:
-    code = _error_body(response).get("code")
+    code = base.error_body(response).get("code")
     return code if isinstance(code, int) else None
 
 
 def _error_message(response: httpx.Response) -> str:
-    body = _error_body(response)
+    body = base.error_body(response)
     message = str(body.get("message") or body.get("reason") or response.reason_phrase).rstrip(".")
     code = body.get("code")
     return f"{message} (Zoom error {code})" if code else message
-
-
-def _rate_limited(response: httpx.Response) -> RateLimited:
-    retry_after = base.retry_after(response.headers.get("Retry-After", ""))
-    when = f"in {retry_after:g} seconds" if retry_after is not None else "in a minute"
-    return RateLimited(f"Zoom is limiting the portal's requests: try again {when}.", retry_after)
-
-
-def _server_error(response: httpx.Response) -> str:
-    return f"Zoom answered with a server error ({response.status_code}): try again later."
-
-
-@contextlib.contextmanager
-def _documented_shape() -> Iterator[None]:
-    """Turn an answer without the documented fields into ProviderUnavailable."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ProviderUnavailable(
-            "Zoom answered without the fields its documentation promises: try again later."
-        ) from error
