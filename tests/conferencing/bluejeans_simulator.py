@@ -20,11 +20,9 @@ account: `fail_next` (429 with Retry-After, 500...), `delay`.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import secrets
-import threading
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,13 +30,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conferencing.zoom_simulator import SentRequest
+from tests.conferencing.simulation import Fault, SimulatedService
 
 ENTERPRISE_ID = 81234
 PARTITION = {"partitionName": "z2", "partition": {"id": 2, "name": "z2"}}
 
 
-class BlueJeansAccount:
+class BlueJeansAccount(SimulatedService):
     """One BlueJeans enterprise: its app's key and secret, its people, and the faults to play."""
 
     def __init__(
@@ -48,6 +46,7 @@ class BlueJeansAccount:
         *,
         web_url: str = "https://bluejeans.example",
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         # Join links are built from this; a reserved domain, so nothing reaches BlueJeans.
@@ -55,14 +54,9 @@ class BlueJeansAccount:
         self.users: dict[int, dict[str, Any]] = {}
         self.rooms: dict[int, dict[str, Any]] = {}  # user id -> their personal meeting
         self.meetings: list[dict[str, Any]] = []
-        self.requests: list[tuple[str, str]] = []
-        self.sent: list[SentRequest] = []
-        self.delay = 0.0  # seconds before every answer
         self.tokens: dict[str, dict[str, Any]] = {}  # token -> its grant's scope
         self._passwords: dict[str, tuple[str, int]] = {}  # username -> (password, user id)
-        self._faults: list[tuple[int, int | None, str | None]] = []
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
 
     def add_user(
         self, username: str, password: str, email: str, first: str = "", last: str = ""
@@ -98,25 +92,6 @@ class BlueJeansAccount:
         self._passwords[username] = (password, user_id)
         return self.users[user_id]
 
-    def fail_next(
-        self, status: int, count: int = 1, retry_after: int | None = None, *, path: str = ""
-    ) -> None:
-        """Answer the next `count` requests (token requests included; only those to `path`, if
-        given) with `status`."""
-        with self._lock:
-            self._faults.extend([(status, retry_after, path or None)] * count)
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests.count((method, path))
-
-    def _take_fault(self, path: str) -> tuple[int, int | None] | None:
-        with self._lock:
-            for index, (status, retry_after, only) in enumerate(self._faults):
-                if only in (None, path):
-                    del self._faults[index]
-                    return status, retry_after
-            return None
-
 
 def bluejeans_endpoints(url: str) -> dict[str, str]:
     """The `endpoints` override that points the registry's BlueJeans at a served simulator."""
@@ -131,32 +106,7 @@ def bluejeans_urls(url: str, web_url: str = "https://bluejeans.example") -> dict
 def bluejeans_app(account: BlueJeansAccount) -> Starlette:
     """The simulator's ASGI app for `account`."""
 
-    def front(handler: Any) -> Any:
-        """Record the request, wait `delay`, and play the next fault before the handler."""
-
-        async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            account.requests.append((request.method, request.url.path))
-            account.sent.append(
-                SentRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                )
-            )
-            if account.delay:
-                await asyncio.sleep(account.delay)
-            fault = account._take_fault(request.url.path)
-            if fault is not None:
-                status, retry_after = fault
-                headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-                message = "Too many requests" if status == 429 else "Internal server error"
-                return JSONResponse({"message": message}, status, headers=headers)
-            return await handler(request)
-
-        return endpoint
+    front = account.front(_fault)
 
     async def token(request: Request) -> Response:
         try:
@@ -260,3 +210,8 @@ def _error(status: int, message: str) -> Response:
 
 def _oauth_error(status: int, error: str, message: str) -> Response:
     return JSONResponse({"error": error, "message": message}, status)
+
+
+def _fault(fault: Fault, path: str) -> Response:
+    message = "Too many requests" if fault.status == 429 else "Internal server error"
+    return JSONResponse({"message": message}, fault.status, headers=fault.headers())

@@ -22,51 +22,26 @@ client added without the password grant (`add_client`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
 import secrets
-import threading
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.conferencing.simulation import Fault, SimulatedService
+
 GRANTS = ("password", "client_credentials")  # what the account's first client may use
 MEETING_TYPES = ("immediate", "scheduled", "recurring")
 WEBINAR_TYPES = ("single_session", "sequence", "series")
 
 
-@dataclass(frozen=True)
-class SentRequest:
-    """One request as the simulator received it, for tests that check what was sent."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, str]:
-        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
-
-
-@dataclass
-class Fault:
-    status: int
-    retry_after: int | None
-    path: str  # "": whichever request comes next; else the next whose path ends so
-
-
-class GoToAccount:
+class GoToAccount(SimulatedService):
     """GoTo's side of one company: OAuth clients, organizers, what they created, and faults."""
 
     def __init__(
@@ -76,6 +51,7 @@ class GoToAccount:
         *,
         web_url: str = "https://goto.example",
     ) -> None:
+        super().__init__()
         # Links point at a reserved domain so that nothing a test opens reaches GoTo.
         self.web_url = web_url
         self.clients: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -83,13 +59,8 @@ class GoToAccount:
         self.meetings: list[dict[str, Any]] = []
         self.trainings: list[dict[str, Any]] = []
         self.webinars: list[dict[str, Any]] = []
-        self.requests: list[tuple[str, str]] = []
-        self.sent: list[SentRequest] = []
-        self.delay = 0.0  # seconds before every answer
         self.tokens: dict[str, dict[str, Any]] = {}  # access token: organizer
-        self._faults: list[Fault] = []
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
         self.add_client(client_id, client_secret)
 
     def add_client(
@@ -118,23 +89,10 @@ class GoToAccount:
     def change_password(self, username: str, new: str) -> None:
         self.organizers[username.casefold()]["password"] = new
 
-    def fail_next(
-        self, status: int, count: int = 1, retry_after: int | None = None, *, path: str = ""
-    ) -> None:
-        """Answer the next `count` requests (token requests included) with `status`; with a
-        `path`, only requests whose path ends with it ("/start": any host link)."""
-        with self._lock:
-            self._faults.extend([Fault(status, retry_after, path)] * count)
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests.count((method, path))
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for index, fault in enumerate(self._faults):
-                if path.endswith(fault.path):
-                    return self._faults.pop(index)
-            return None
+    def _fault_for(self, fault: Fault, path: str) -> bool:
+        """A fault with a `path` is played on requests whose path ends with it ("/start": any
+        host link)."""
+        return path.endswith(fault.path)
 
     def _number(self) -> int:
         return 5_000_000_000_000_000_000 + next(self._numbers)
@@ -154,23 +112,7 @@ def goto_urls(url: str) -> dict[str, str]:
 def goto_app(account: GoToAccount) -> Starlette:
     """The simulator's ASGI app for `account`."""
 
-    def front(handler: Any) -> Any:
-        """Record the request, wait `delay`, and play the next fault before the handler."""
-
-        async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            path = request.url.path
-            account.requests.append((request.method, path))
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            account.sent.append(SentRequest(request.method, path, headers, body))
-            if account.delay:
-                await asyncio.sleep(account.delay)
-            fault = account._take_fault(path)
-            if fault is not None:
-                return _fault(path, fault)
-            return await handler(request)
-
-        return endpoint
+    front = account.front(_fault)
 
     async def token(request: Request) -> Response:
         client = _basic(request)
@@ -407,8 +349,8 @@ def _error(path: str, status: int, code: str, message: str) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-def _fault(path: str, fault: Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+def _fault(fault: Fault, path: str) -> Response:
+    headers = fault.headers()
     phrase = HTTPStatus(fault.status).phrase
     if path == "/oauth/token":
         error = {400: "invalid_request", 401: "invalid_client"}.get(fault.status)

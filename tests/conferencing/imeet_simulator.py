@@ -11,8 +11,8 @@ what `serve(imeet_app(account))` yields.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import json
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,21 +20,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.conferencing.simulation import Fault, SimulatedService
+
 FIRST_CLIENT_ID = 10863894
 
 
-class IMeetAccount:
+class IMeetAccount(SimulatedService):
     """One company at PGi: its clients, its keys, and the faults the next requests meet."""
 
     def __init__(self, api_key: str, *, hub: str = "example") -> None:
+        super().__init__()
         self.api_key = api_key
         self.member_keys: set[str] = set()  # keys that work but are not an administrator's
         self.hub = hub
         self.clients: dict[int, dict[str, Any]] = {}
-        self.delay = 0.0  # seconds every answer waits before it is sent
-        self.requests: list[tuple[str, str]] = []  # (method, path), faulted ones included
-        self.bodies: list[Any] = []  # the JSON body of each request, in the same order
-        self._faults: list[tuple[int, float | None]] = []
         self._ids = itertools.count(FIRST_CLIENT_ID)
 
     def add_client(
@@ -60,9 +59,10 @@ class IMeetAccount:
         """A key of an ordinary (non-administrator) person in the company."""
         self.member_keys.add(key)
 
-    def fail_next(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        """The next `count` requests answer `status` (with Retry-After, if given)."""
-        self._faults.extend([(status, retry_after)] * count)
+    @property
+    def bodies(self) -> list[Any]:
+        """The JSON body of each request, in the order of `requests` (None where it had none)."""
+        return [_json_or_none(sent.body) for sent in self.sent]
 
 
 def imeet_endpoints(url: str) -> dict[str, str]:
@@ -149,18 +149,7 @@ def imeet_app(account: IMeetAccount) -> Starlette:
 
     async def endpoint(request: Request) -> JSONResponse:
         call = request.path_params["call"]
-        account.requests.append((request.method, request.url.path))
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        account.bodies.append(body)
-        if account.delay:
-            await asyncio.sleep(account.delay)
-        if account._faults:
-            status, retry_after = account._faults.pop(0)
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-            return _error(status, "Simulated failure", headers)
+        body = _json_or_none(await request.body())
         key = request.headers.get("X-AUTH-TOKEN")
         if key != account.api_key and key not in account.member_keys:
             return _error(401, "Invalid API key")
@@ -172,4 +161,21 @@ def imeet_app(account: IMeetAccount) -> Starlette:
             return _error(403, "This API key is not a company administrator's")
         return await calls[call](body)
 
-    return Starlette(routes=[Route("/provisioning/client/{call}", endpoint, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/provisioning/client/{call}", account.front(_fault)(endpoint), methods=["POST"])
+        ]
+    )
+
+
+def _fault(fault: Fault, path: str) -> JSONResponse:
+    retry_after = fault.retry_after
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    return _error(fault.status, "Simulated failure", headers)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

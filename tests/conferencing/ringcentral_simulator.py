@@ -19,12 +19,10 @@ reference. Tests make it misbehave through the account: `fail_next`, `delay`, `e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
 import secrets
-import threading
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,14 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conferencing.zoom_simulator import SentRequest
+from tests.conferencing.simulation import Fault, SimulatedService
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 STATUSES = ("Enabled", "Disabled", "Frozen", "NotActivated", "Unassigned")
 BRIDGE_TYPES = ("Instant", "Scheduled", "PMI")
 
 
-class RingCentralAccount:
+class RingCentralAccount(SimulatedService):
     """One RingCentral account: its extensions, its app and JWT, its bridges, and the faults."""
 
     def __init__(
@@ -52,6 +50,7 @@ class RingCentralAccount:
         owner_email: str = "admin@ringcentral.example",
         web_url: str = "https://v.ringcentral.example",
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         self.jwt = jwt
@@ -63,16 +62,11 @@ class RingCentralAccount:
         self.default_bridges: dict[str, str] = {}  # extension id -> its PMI bridge's id
         # Extensions that have not made the JWT's user their delegate (who may schedule for them).
         self.undelegated: set[str] = set()
-        self.requests: list[tuple[str, str]] = []
-        self.sent: list[SentRequest] = []
-        self.delay = 0.0  # seconds before every answer
         self.max_per_page = 1000
         self.token_lifetime = 3600
         self.tokens: set[str] = set()
         self.expired_tokens: set[str] = set()
-        self._faults: list[tuple[int, int | None, str | None]] = []
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
         self.owner = self.add_user(owner_email, "Account", "Admin", admin=True)
         # The user whose JWT credential the app signs in with: its tokens act as them.
         self.jwt_user_id = self.owner["id"]
@@ -131,22 +125,11 @@ class RingCentralAccount:
         """The JWT's user may no longer schedule meetings for this extension."""
         self.undelegated.add(extension_id)
 
-    def fail_next(
-        self, status: int, count: int = 1, retry_after: int | None = None, *, path: str = ""
-    ) -> None:
-        """Answer the next `count` requests (token requests included; only those to `path`, if
-        given) with `status`."""
-        with self._lock:
-            self._faults.extend([(status, retry_after, path or None)] * count)
-
     def expire_tokens(self) -> None:
         """Every token issued so far answers 401 TokenExpired, as when RingCentral ends them
         early."""
         self.expired_tokens |= self.tokens
         self.tokens.clear()
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests.count((method, path))
 
     def default_bridge(self, extension_id: str) -> dict[str, Any]:
         """The extension's personal (PMI) bridge, made when first asked for, as RingCentral
@@ -190,14 +173,6 @@ class RingCentralAccount:
         self.bridges[bridge_id] = bridge
         return bridge
 
-    def _take_fault(self, path: str) -> tuple[int, int | None] | None:
-        with self._lock:
-            for index, (status, retry_after, only) in enumerate(self._faults):
-                if only in (None, path):
-                    del self._faults[index]
-                    return status, retry_after
-            return None
-
 
 def ringcentral_endpoints(url: str) -> dict[str, str]:
     """The `endpoints` override that points `open_provider("ringcentral", ...)` at a simulator."""
@@ -207,29 +182,7 @@ def ringcentral_endpoints(url: str) -> dict[str, str]:
 def ringcentral_app(account: RingCentralAccount) -> Starlette:
     """The simulator's ASGI app for `account`."""
 
-    def front(handler: Any) -> Any:
-        """Record the request, wait `delay`, and play the next fault before the handler."""
-
-        async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            account.requests.append((request.method, request.url.path))
-            account.sent.append(
-                SentRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                )
-            )
-            if account.delay:
-                await asyncio.sleep(account.delay)
-            fault = account._take_fault(request.url.path)
-            if fault is not None:
-                return _fault(*fault)
-            return await handler(request)
-
-        return endpoint
+    front = account.front(_fault)
 
     async def token(request: Request) -> Response:
         form = await request.form()
@@ -403,8 +356,8 @@ def _oauth_error(status: int, error: str, description: str, code: str) -> Respon
     return JSONResponse(body, status)
 
 
-def _fault(status: int, retry_after: int | None) -> Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+def _fault(fault: Fault, path: str) -> Response:
+    status, headers = fault.status, fault.headers()
     if status == 429:
         return JSONResponse(
             {

@@ -38,18 +38,15 @@ a lower `max_page_size`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import html
 import itertools
 import json
 import secrets
-import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
@@ -58,6 +55,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from tests.conferencing.simulation import Fault, SimulatedService
 
 # Role ids as Webex gives them: unpadded base64 of "ciscospark://us/ROLE/<name>".
 FULL_ADMIN_ROLE = "Y2lzY29zcGFyazovL3VzL1JPTEUvaWRfZnVsbF9hZG1pbg"
@@ -71,27 +70,7 @@ XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 BINDING = "java:com.webex.service.binding."
 
 
-@dataclass(frozen=True)
-class SentRequest:
-    """One request as the simulator received it, for tests that check what was sent."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, str]:
-        return dict(parse_qsl(self.body.decode()))
-
-    def xml(self) -> ET.Element:
-        return ET.fromstring(self.body)  # noqa: S314 (the adapter under test wrote it)
-
-
-class WebexAccount:
+class WebexAccount(SimulatedService):
     """One Webex organization and its site: people, the integration, tokens, meetings, faults."""
 
     def __init__(
@@ -103,6 +82,7 @@ class WebexAccount:
         site: str = "acme",
         web_url: str = "https://acme.webex.example",
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         self.site = site
@@ -114,9 +94,6 @@ class WebexAccount:
         self.site_users: dict[str, dict[str, str]] = {}  # webExID -> user
         self.meetings: list[dict[str, Any]] = []
         self.site_meetings: list[dict[str, Any]] = []
-        self.requests: list[tuple[str, str]] = []
-        self.sent: list[SentRequest] = []
-        self.delay = 0.0  # seconds before every API answer (not the authorize page's)
         self.max_page_size = 1000
         self.access_token_lifetime = ACCESS_TOKEN_LIFETIME
         # Webex may answer a refresh with a new refresh token; the old one then stops working.
@@ -124,10 +101,8 @@ class WebexAccount:
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (person id, expiry)
         self.refresh_tokens: dict[str, tuple[str, float]] = {}
         self.codes: dict[str, tuple[str, str]] = {}  # code -> (person id, redirect_uri)
-        self._faults: list[tuple[int, int | None, str]] = []
         self._pages: dict[str, tuple[list[str], int]] = {}
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
         self.admin = self.add_person(admin_email, "Acme Admin", admin=True)
         # The company's credential: the refresh token from the admin's one authorization.
         self.admin_refresh_token = self.grant(self.admin["id"])
@@ -207,25 +182,6 @@ class WebexAccount:
         """Every refresh token answers invalid_grant, as after 90 days unused."""
         self.refresh_tokens.clear()
 
-    def fail_next(
-        self, status: int, count: int = 1, retry_after: int | None = None, *, path: str = ""
-    ) -> None:
-        """Answer the next `count` API requests (token and XML requests included), or the next
-        to `path` only, with `status`."""
-        with self._lock:
-            self._faults.extend([(status, retry_after, path)] * count)
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests.count((method, path))
-
-    def _take_fault(self, path: str) -> tuple[int, int | None] | None:
-        with self._lock:
-            for index, (status, retry_after, only) in enumerate(self._faults):
-                if only in ("", path):
-                    del self._faults[index]
-                    return status, retry_after
-            return None
-
     def _issue(self, person_id: str, refresh_token: str) -> dict[str, Any]:
         access = secrets.token_urlsafe(32)
         self.access_tokens[access] = (person_id, time.time() + self.access_token_lifetime)
@@ -249,30 +205,7 @@ def webex_endpoints(url: str) -> dict[str, str]:
 def webex_app(account: WebexAccount) -> Starlette:
     """The simulator's ASGI app for `account`."""
 
-    def front(handler: Any, *, faults: bool = True) -> Any:
-        """Record the request; for the API, wait `delay` and play the next fault first."""
-
-        async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            account.requests.append((request.method, request.url.path))
-            account.sent.append(
-                SentRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                )
-            )
-            if faults:
-                if account.delay:
-                    await asyncio.sleep(account.delay)
-                fault = account._take_fault(request.url.path)
-                if fault is not None:
-                    return _fault(*fault)
-            return await handler(request)
-
-        return endpoint
+    front = account.front(_fault)
 
     def caller(request: Request) -> dict[str, Any] | Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -683,7 +616,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
     )
 
 
-def _fault(status: int, retry_after: int | None) -> Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+def _fault(fault: Fault, path: str) -> Response:
+    status, headers = fault.status, fault.headers()
     message = "Too many requests." if status == 429 else "Server error."
     return JSONResponse(_body(message), status, headers=headers)

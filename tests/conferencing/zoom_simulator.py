@@ -18,19 +18,18 @@ make it misbehave through the account: `fail_next` (429 with Retry-After, 500...
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
 import secrets
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.conferencing.simulation import Fault, SimulatedService
 
 ADMIN_ROLES = ("Owner", "Admin")
 ACTIONS = ("create", "autoCreate", "custCreate", "ssoCreate")
@@ -39,21 +38,7 @@ STATUSES = ("active", "inactive", "pending")
 DETAIL_ONLY = ("personal_meeting_url", "use_pmi", "role_name")
 
 
-@dataclass(frozen=True)
-class SentRequest:
-    """One request as the simulator received it, for tests that check what was sent."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class ZoomAccount:
+class ZoomAccount(SimulatedService):
     """One Zoom account: its users, its app's credentials, its meetings, and the faults to play."""
 
     def __init__(
@@ -65,6 +50,7 @@ class ZoomAccount:
         owner_email: str = "owner@zoom.example",
         web_url: str = "https://zoom.example",
     ) -> None:
+        super().__init__()
         self.account_id = account_id
         self.client_id = client_id
         self.client_secret = client_secret
@@ -72,16 +58,11 @@ class ZoomAccount:
         self.web_url = web_url
         self.users: dict[str, dict[str, Any]] = {}
         self.meetings: list[dict[str, Any]] = []
-        self.requests: list[tuple[str, str]] = []
-        self.sent: list[SentRequest] = []
-        self.delay = 0.0  # seconds before every answer
         self.max_page_size = 300  # Zoom's cap on page_size
         self.token_lifetime = 3600
         self.tokens: set[str] = set()
-        self._faults: list[tuple[int, int | None]] = []
         self._page_tokens: dict[str, tuple[list[str], int]] = {}
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
         self.owner = self.add_user(owner_email, "Account", "Owner", role_name="Owner")
         # The user who created the Server-to-Server OAuth app: its tokens act as them.
         self.app_user_id = self.owner["id"]
@@ -135,21 +116,9 @@ class ZoomAccount:
         self.app_user_id = member["id"]
         return member
 
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `count` requests (token requests included) with `status`."""
-        with self._lock:
-            self._faults.extend([(status, retry_after)] * count)
-
     def expire_tokens(self) -> None:
         """Every token issued so far answers code 124, as after a secret is regenerated."""
         self.tokens.clear()
-
-    def count(self, method: str, path: str) -> int:
-        return self.requests.count((method, path))
-
-    def _take_fault(self) -> tuple[int, int | None] | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
 
     def _by_key(self, key: str) -> dict[str, Any] | None:
         """A user by id, by email (any letter case) or "me", as Zoom's {userId} reads it."""
@@ -174,29 +143,7 @@ def zoom_urls(url: str) -> dict[str, str]:
 def zoom_app(account: ZoomAccount) -> Starlette:
     """The simulator's ASGI app for `account`."""
 
-    def front(handler: Any) -> Any:
-        """Record the request, wait `delay`, and play the next fault before the handler."""
-
-        async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            account.requests.append((request.method, request.url.path))
-            account.sent.append(
-                SentRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                )
-            )
-            if account.delay:
-                await asyncio.sleep(account.delay)
-            fault = account._take_fault()
-            if fault is not None:
-                return _fault(*fault)
-            return await handler(request)
-
-        return endpoint
+    front = account.front(_fault)
 
     async def token(request: Request) -> Response:
         form = await request.form()
@@ -378,8 +325,8 @@ def _oauth_error(status: int, error: str, reason: str) -> Response:
     return JSONResponse({"reason": reason, "error": error}, status_code=status)
 
 
-def _fault(status: int, retry_after: int | None) -> Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+def _fault(fault: Fault, path: str) -> Response:
+    status, headers = fault.status, fault.headers()
     if status == 429:
         message = (
             "You have reached the maximum per-second rate limit for this API. Try again later."
