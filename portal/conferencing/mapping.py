@@ -95,13 +95,14 @@ class Decision(NamedTuple):
     manual: bool
 
 
-def _status_reason(user: Seen) -> str:
-    """Why a matched account has no usable room, or "" when it has one."""
-    if user.status == INACTIVE:
+def status_reason(status: str, licensed: bool) -> str:
+    """Why a matched account with this status at the provider has no usable room, or "" when
+    it has one."""
+    if status == INACTIVE:
         return INACTIVE_AT_PROVIDER
-    if user.status == PENDING:
+    if status == PENDING:
         return PENDING_CONFIRMATION
-    return "" if user.licensed else NOT_LICENSED
+    return "" if licensed else NOT_LICENSED
 
 
 def _barred(person: Person) -> str:
@@ -136,7 +137,7 @@ def match(
 
     def decide(user: Seen, key: str, user_id: int | None, reason: str, manual: bool) -> None:
         if user_id is not None and not reason:
-            reason = barred.get(user_id, DEACTIVATED) or _status_reason(user)
+            reason = barred.get(user_id, DEACTIVATED) or status_reason(user.status, user.licensed)
         if user_id is not None:
             claimed.add(user_id)
         decisions[user.id] = Decision(user, key, user_id, reason, manual)
@@ -358,31 +359,37 @@ async def map_by_hand(
         raise FormErrors(
             {"form": f"{person.display_name} is not among the people this connection serves."}
         )
-    others = select(ProviderAccount).where(
-        col(ProviderAccount.connection_id) == connection.id,
-        col(ProviderAccount.user_id) == person.id,
-        col(ProviderAccount.id) != account.id,
-    )
     now = utcnow()
-    for other in (await session.execute(others)).scalars():
+    for other in await other_accounts(session, connection, person, account.id or 0):
         other.user_id, other.reason, other.manual, other.updated_at = None, TAKEN, False, now
     account.user_id, account.manual, account.updated_at = person.id, True, now
-    account.reason = _status_reason_of(account)
+    account.reason = status_reason(account.status, account.licensed)
     await session.flush()
     return account
 
 
-def _status_reason_of(account: ProviderAccount) -> str:
-    return _status_reason(
-        Seen(
-            account.provider_user_id,
-            account.email,
-            account.name,
-            account.status,
-            account.licensed,
-            account.room_url,
-        )
+async def usable_account(
+    session: AsyncSession, connection: ConferencingConnection, person: User
+) -> ProviderAccount | None:
+    """The provider user mapped to the person at the connection, if they can host with it."""
+    query = select(ProviderAccount).where(
+        col(ProviderAccount.connection_id) == connection.id,
+        col(ProviderAccount.user_id) == person.id,
+        col(ProviderAccount.reason) == "",
     )
+    return (await session.execute(query)).scalars().first()
+
+
+async def other_accounts(
+    session: AsyncSession, connection: ConferencingConnection, person: User, account_id: int
+) -> list[ProviderAccount]:
+    """The provider users mapped to the person at the connection other than `account_id`."""
+    query = select(ProviderAccount).where(
+        col(ProviderAccount.connection_id) == connection.id,
+        col(ProviderAccount.user_id) == person.id,
+        col(ProviderAccount.id) != account_id,
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def unmap_by_hand(

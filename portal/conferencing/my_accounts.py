@@ -15,6 +15,7 @@ from sqlmodel import col
 from portal.accounts.models import User
 from portal.conferencing import people
 from portal.conferencing.connections import sitewide_settings
+from portal.conferencing.mapping import usable_account
 from portal.conferencing.models import (
     LOGIN_OK,
     LOGIN_REFUSED,
@@ -195,15 +196,4 @@ async def must_link_account(session: AsyncSession, person: User) -> bool:
     if KINDS[hosting.connection.provider].signs_in:
         login = await people.login_of(session, hosting.connection, person)
         return login is None or not login.secret or login.state != LOGIN_OK
-    return await _usable_account(session, hosting.connection, person) is None
-
-
-async def _usable_account(
-    session: AsyncSession, connection: ConferencingConnection, person: User
-) -> ProviderAccount | None:
-    query = select(ProviderAccount).where(
-        col(ProviderAccount.connection_id) == connection.id,
-        col(ProviderAccount.user_id) == person.id,
-        col(ProviderAccount.reason) == "",
-    )
-    return (await session.execute(query)).scalars().first()
+    return await usable_account(session, hosting.connection, person) is None

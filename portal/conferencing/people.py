@@ -122,6 +122,21 @@ async def login_of(
     return (await session.execute(query)).scalars().first()
 
 
+async def _login_row(
+    session: AsyncSession, connection: ConferencingConnection, person: User
+) -> ConferencingLogin:
+    """The person's login at the connection, added when they have none yet."""
+    login = await login_of(session, connection, person)
+    if login is not None:
+        return login
+    login = ConferencingLogin(
+        company_id=person.company_id, connection_id=connection.id or 0, user_id=person.id or 0
+    )
+    # The person's two tabs may save at once: the one that comes second updates the first's.
+    twin = await add_or_find(session, login, lambda: login_of(session, connection, person))
+    return twin or login
+
+
 async def logins_of(session: AsyncSession, person: User) -> dict[int, ConferencingLogin]:
     """The person's logins by connection id."""
     query = select(ConferencingLogin).where(col(ConferencingLogin.user_id) == person.id)
@@ -169,13 +184,7 @@ async def save_password(
         raise FormErrors({"form": f"{error} Nothing was saved."}) from None
     finally:
         await provider.aclose()
-    login = await login_of(session, connection, person)
-    if login is None:
-        login = ConferencingLogin(
-            company_id=person.company_id, connection_id=connection.id or 0, user_id=person.id or 0
-        )
-        twin = await add_or_find(session, login, lambda: login_of(session, connection, person))
-        login = twin or login
+    login = await _login_row(session, connection, person)
     login.username = username
     login.secret = secrets.encrypt(settings, person.company_id, {"password": password})
     _signed_in_as(login, account)
@@ -330,13 +339,7 @@ async def keep_authorization(
     host_tokens: HostTokens,
 ) -> ConferencingLogin:
     """Keep the host's tokens (encrypted); the authorization then holds for 3 months."""
-    login = await login_of(session, connection, person)
-    if login is None:
-        login = ConferencingLogin(
-            company_id=person.company_id, connection_id=connection.id or 0, user_id=person.id or 0
-        )
-        twin = await add_or_find(session, login, lambda: login_of(session, connection, person))
-        login = twin or login
+    login = await _login_row(session, connection, person)
     _store_tokens(settings, login, host_tokens)
     login.state = LOGIN_OK
     login.checked_at = utcnow()

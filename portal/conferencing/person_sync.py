@@ -16,19 +16,14 @@ from portal.accounts.models import EMAIL_MAX, User
 from portal.conferencing import people
 from portal.conferencing.connections import credentials
 from portal.conferencing.interfaces import (
-    INACTIVE,
-    PENDING,
     ConferencingError,
     NotFound,
     ProviderUser,
 )
-from portal.conferencing.mapping import email_key
+from portal.conferencing.mapping import email_key, other_accounts, status_reason
 from portal.conferencing.models import (
     DEACTIVATED,
     FAILED,
-    INACTIVE_AT_PROVIDER,
-    NOT_LICENSED,
-    PENDING_CONFIRMATION,
     PERSON,
     PROVIDER_NAME_MAX,
     PROVIDER_USER_ID_MAX,
@@ -221,25 +216,7 @@ async def _seen(
 
 def _usable_reason(found: ProviderUser, person: User) -> str:
     """Why the person's account cannot host yet ("" when it can), as sync says it."""
-    if not person.active:
-        return DEACTIVATED
-    if found.status == INACTIVE:
-        return INACTIVE_AT_PROVIDER
-    if found.status == PENDING:
-        return PENDING_CONFIRMATION
-    return "" if found.licensed else NOT_LICENSED
-
-
-async def _others_of(
-    session: AsyncSession, connection: ConferencingConnection, person: User, account_id: int
-) -> list[ProviderAccount]:
-    """The person's accounts at the connection other than this one."""
-    query = select(ProviderAccount).where(
-        col(ProviderAccount.connection_id) == connection.id,
-        col(ProviderAccount.user_id) == person.id,
-        col(ProviderAccount.id) != account_id,
-    )
-    return list((await session.execute(query)).scalars())
+    return DEACTIVATED if not person.active else status_reason(found.status, found.licensed)
 
 
 async def _active_person(session: AsyncSession, user_id: int | None) -> bool:
@@ -262,7 +239,7 @@ async def _link_as_sync_would(
         account.reason = _usable_reason(found, person)
     elif account.manual or await _active_person(session, account.user_id):
         pass  # the admin's choice, or someone else's account since before their email changed
-    elif await _others_of(session, connection, person, account.id or 0):
+    elif await other_accounts(session, connection, person, account.id or 0):
         account.user_id, account.reason = None, TAKEN
     else:
         account.user_id, account.reason = person.id, _usable_reason(found, person)
@@ -284,7 +261,7 @@ async def reassociate(
         raise FormErrors({"form": f"No {label} user has the email {person.email}: ask your admin."})
     # An admin's hand choice stays: refused before anything is written.
     account = await _account_of(session, connection, found.id[:PROVIDER_USER_ID_MAX])
-    others = await _others_of(session, connection, person, (account.id or 0) if account else 0)
+    others = await other_accounts(session, connection, person, (account.id or 0) if account else 0)
     if any(other.manual for other in others) or (
         account is not None and account.manual and account.user_id != person.id
     ):

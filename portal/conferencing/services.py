@@ -5,20 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from portal.accounts.models import User
 from portal.conferencing import people
 from portal.conferencing.connections import credentials, join_before_host, sitewide_settings
 from portal.conferencing.interfaces import BadCredentials, ConferencingError, MeetingRequest
+from portal.conferencing.mapping import usable_account
 from portal.conferencing.models import (
     LOGIN_REFUSED,
     ROOM_URL_MAX,
     ConferencingConnection,
     ConferencingSettings,
-    ProviderAccount,
 )
 from portal.conferencing.providers import KINDS, open_password_provider, open_provider
 from portal.conferencing.rooms import jitsi_room_url
@@ -127,17 +125,6 @@ def _without(
     )
 
 
-async def _mapped_account(
-    session: AsyncSession, connection: ConferencingConnection, host: User
-) -> ProviderAccount | None:
-    query = select(ProviderAccount).where(
-        col(ProviderAccount.connection_id) == connection.id,
-        col(ProviderAccount.user_id) == host.id,
-        col(ProviderAccount.reason) == "",
-    )
-    return (await session.execute(query)).scalars().first()
-
-
 async def _mapped_room(
     session: AsyncSession,
     settings: Settings,
@@ -146,7 +133,7 @@ async def _mapped_room(
     sitewide: ConferencingSettings,
 ) -> Room:
     label = KINDS[connection.provider].label
-    account = await _mapped_account(session, connection, host)
+    account = await usable_account(session, connection, host)
     if account is None:
         return _without(
             settings,
@@ -238,7 +225,7 @@ async def _authorized_room(
     sitewide: ConferencingSettings,
 ) -> Room:
     label = KINDS[connection.provider].label
-    account = await _mapped_account(session, connection, host)
+    account = await usable_account(session, connection, host)
     if account is None:
         return _without(
             settings,
