@@ -60,6 +60,8 @@ for n in range(people):
     else:
         email = f"person{n}@acme.example"
         account.add_user(email.upper() if n % 10 == 0 else email, "Person", str(n))
+for user_id in account.users:
+    account.listed(user_id)  # its encoding done before: the simulator is not what is measured
 uvicorn.run(zoom_app(account), host="127.0.0.1", port=port, log_level="warning")
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # A provider user's status, as the mapping page shows it.
 ACTIVE = "active"
@@ -48,8 +48,10 @@ class NotFound(ConferencingError):
     """No such user (or meeting) at the provider."""
 
 
-@dataclass(frozen=True)
-class ProviderUser:
+class ProviderUser(NamedTuple):
+    """A user of the provider's account. A tuple: a sync makes and holds 100,000 of them, and a
+    frozen dataclass would cost three times the memory and twice the time to make."""
+
     id: str
     email: str
     name: str

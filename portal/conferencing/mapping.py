@@ -46,22 +46,6 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
-class Seen(NamedTuple):
-    """A provider user as sync read them: ProviderUser's fields in a tuple, a third of its
-    memory when a sync holds 100,000 of them."""
-
-    id: str
-    email: str
-    name: str
-    status: str
-    licensed: bool
-    room_url: str
-
-    @classmethod
-    def of(cls, user: ProviderUser) -> Seen:
-        return cls(user.id, user.email, user.name, user.status, user.licensed, user.room_url)
-
-
 class Person(NamedTuple):
     id: int
     email: str
@@ -88,7 +72,7 @@ class Stored(NamedTuple):
 class Decision(NamedTuple):
     """What a provider user's row should say after this sync."""
 
-    user: Seen
+    user: ProviderUser
     key: str  # the user's email key
     user_id: int | None
     reason: str
@@ -113,7 +97,7 @@ def _barred(person: Person) -> str:
 
 
 def match(
-    users: Iterable[Seen], stored: Mapping[str, Stored], people: Iterable[Person]
+    users: Iterable[ProviderUser], stored: Mapping[str, Stored], people: Iterable[Person]
 ) -> list[Decision]:
     """Each provider user's person and reason.
 
@@ -134,28 +118,44 @@ def match(
     emails = Counter(key for _, key in keyed.values())
     claimed: set[int] = set()
     decisions: dict[str, Decision] = {}
+    # One look at what was stored sorts the users into the three rounds below.
+    by_hand: list[tuple[ProviderUser, str, Stored]] = []
+    linked: list[tuple[ProviderUser, str, int]] = []
+    by_email: list[tuple[ProviderUser, str]] = []
+    for user_id, (user, key) in keyed.items():
+        row = stored.get(user_id)
+        if row is None:
+            by_email.append((user, key))
+        elif row.manual:
+            by_hand.append((user, key, row))
+        elif row.user_id is not None:
+            linked.append((user, key, row.user_id))
+        else:
+            by_email.append((user, key))
 
-    def decide(user: Seen, key: str, user_id: int | None, reason: str, manual: bool) -> None:
-        if user_id is not None and not reason:
-            reason = barred.get(user_id, DEACTIVATED) or status_reason(user.status, user.licensed)
-        if user_id is not None:
-            claimed.add(user_id)
-        decisions[user.id] = Decision(user, key, user_id, reason, manual)
-
-    for user, key in keyed.values():
-        row = stored.get(user.id)
-        if row is not None and row.manual:
-            decide(user, key, row.user_id, "" if row.user_id else UNMAPPED_BY_HAND, manual=True)
-    for user, key in keyed.values():
-        row = stored.get(user.id)
-        if user.id in decisions or row is None or row.user_id is None:
-            continue
-        if barred.get(row.user_id, DEACTIVATED) == "" and row.user_id not in claimed:
-            decide(user, key, row.user_id, "", manual=False)
-    for user, key in keyed.values():
-        if user.id not in decisions:
-            user_id, reason = _by_email(key, emails, by_key, barred, claimed)
-            decide(user, key, user_id, reason, manual=False)
+    for user, key, row in by_hand:
+        if row.user_id is None:
+            reason = UNMAPPED_BY_HAND
+        else:
+            claimed.add(row.user_id)
+            barring = barred.get(row.user_id, DEACTIVATED)
+            reason = barring or status_reason(user.status, user.licensed)
+        decisions[user.id] = Decision(user, key, row.user_id, reason, True)
+    for user, key, person_id in linked:
+        if barred.get(person_id, DEACTIVATED) == "" and person_id not in claimed:
+            claimed.add(person_id)
+            reason = status_reason(user.status, user.licensed)
+            decisions[user.id] = Decision(user, key, person_id, reason, False)
+        else:
+            by_email.append((user, key))
+    # Their order does not matter: two users who reach one person share an email, so neither
+    # is matched.
+    for user, key in by_email:
+        found, reason = _by_email(key, emails, by_key, barred, claimed)
+        if found is not None:
+            reason = status_reason(user.status, user.licensed)
+            claimed.add(found)
+        decisions[user.id] = Decision(user, key, found, reason, False)
     return [decisions[user_id] for user_id in keyed]
 
 

@@ -5,7 +5,6 @@ polls), or again when they ask to be reassociated (at once, in their request).""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 
 from sqlalchemy import select
@@ -109,7 +108,7 @@ async def look_up(
             # Some providers' user carries no room link (RingCentral, Webex): ask for it so the
             # page can show it. Without it the room is asked for when the person hosts.
             with contextlib.suppress(ConferencingError):
-                user = dataclasses.replace(user, room_url=await provider.personal_room(user.id))
+                user = user._replace(room_url=await provider.personal_room(user.id))
         return user
     finally:
         await provider.aclose()

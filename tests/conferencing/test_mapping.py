@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from portal.accounts.models import Company, User
+from portal.conferencing.interfaces import ProviderUser
 from portal.conferencing.mapping import (
     PAGE_SIZE,
+    Decision,
     NotFoundError,
     Person,
-    Seen,
     Stored,
     clear_manual,
     counts,
@@ -42,8 +45,8 @@ from portal.forms import FormErrors
 from tests.conftest import make_company, make_user
 
 
-def seen(user_id: str, email: str, status: str = "active", licensed: bool = True) -> Seen:
-    return Seen(user_id, email, "", status, licensed, f"https://zoom.us/j/{user_id}")
+def seen(user_id: str, email: str, status: str = "active", licensed: bool = True) -> ProviderUser:
+    return ProviderUser(user_id, email, "", status, licensed, f"https://zoom.us/j/{user_id}")
 
 
 def stored(user_id: str, person: int | None, *, manual: bool = False, reason: str = "") -> Stored:
@@ -108,6 +111,50 @@ def test_people_the_connection_does_not_serve_are_not_mapped_by_email_link_or_ha
         "z3": (3, NOT_SERVED, True),
         "z4": (None, DEACTIVATED, False),
     }
+
+
+_EMAILS = st.sampled_from(["ada@acme.example", "ADA@acme.example ", "bob@acme.example", ""])
+_PEOPLE = st.lists(
+    st.builds(Person, st.integers(1, 6), _EMAILS, st.booleans(), st.booleans()),
+    max_size=6,
+    unique_by=lambda person: person.id,
+)
+_USERS = st.lists(
+    st.builds(
+        ProviderUser,
+        st.sampled_from(["z1", "z2", "z3", "z4"]),
+        _EMAILS,
+        st.just(""),
+        st.sampled_from(["active", "inactive", "pending"]),
+        st.booleans(),
+        st.just(""),
+    ),
+    max_size=5,
+)
+_HAND = st.dictionaries(st.sampled_from(["z1", "z2", "z3", "z4"]), st.none() | st.integers(1, 6))
+
+
+def _as_stored(decisions: list[Decision]) -> dict[str, Stored]:
+    return {
+        d.user.id: Stored(d.user.id, 1, "", d.key, "", "", True, "", d.user_id, d.reason, d.manual)
+        for d in decisions
+    }
+
+
+@given(users=_USERS, people=_PEOPLE, hand=_HAND)
+def test_a_sync_of_what_it_stored_changes_nothing_and_maps_each_person_once(
+    users: list[ProviderUser], people: list[Person], hand: dict[str, int | None]
+) -> None:
+    """What an unchanged re-sync relies on: matching its own result again decides the same."""
+    before = {user_id: stored(user_id, person, manual=True) for user_id, person in hand.items()}
+    first = match(users, before, people)
+    assert [d.user.id for d in first] == list(dict.fromkeys(user.id for user in users))
+    mapped = [d.user_id for d in first if d.user_id is not None and not d.manual]
+    assert len(mapped) == len(set(mapped))
+    usable = {p.id for p in people if p.active and p.served}
+    assert all(d.user_id in usable for d in first if d.user_id is not None and not d.reason)
+    assert all(d.user_id == hand[d.user.id] for d in first if d.user.id in hand)
+    assert match(users, _as_stored(first), people) == first
 
 
 def test_reasons_read_as_sentences_with_the_providers_name() -> None:

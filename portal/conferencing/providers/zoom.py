@@ -297,17 +297,18 @@ def _next_cursor(status: str, page_token: str) -> str | None:
 
 
 def _provider_user(record: dict[str, Any], status: str) -> ProviderUser:
-    name = f"{record.get('first_name') or ''} {record.get('last_name') or ''}".strip()
-    record_status = record.get("status")
+    get = record.get  # made 100,000 times in a sync: each lookup saved counts
+    name = f"{get('first_name') or ''} {get('last_name') or ''}".strip()
+    record_status = get("status")
     return ProviderUser(
-        id=str(record["id"]),
-        email=str(record.get("email") or ""),
-        name=name or str(record.get("display_name") or ""),
-        status=record_status if record_status in STATUSES else status,
-        licensed=record.get("type") == LICENSED,
+        str(record["id"]),
+        str(get("email") or ""),
+        name or str(get("display_name") or ""),
+        record_status if record_status in STATUSES else status,
+        get("type") == LICENSED,
         # The list of users carries the PMI but not the personal_meeting_url with its
         # passcode: "" asks resolve_room to fetch it (personal_room) when the person hosts.
-        room_url=str(record.get("personal_meeting_url") or ""),
+        str(get("personal_meeting_url") or ""),
     )
 
 
