@@ -255,28 +255,18 @@ async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _read_all(provider: Provider, progress: _Progress) -> list[ProviderUser]:
-    """Every provider user, page by page. Each page is asked for as soon as the one before
-    tells where it is, so the provider prepares it while this process counts the last one."""
+    """Every provider user, page by page."""
     users: list[ProviderUser] = []
-    fetching = asyncio.ensure_future(_patiently(functools.partial(provider.users, None)))
-    try:
-        while True:
-            page = await fetching
-            if page.next_cursor is not None:
-                ask = functools.partial(provider.users, page.next_cursor)
-                fetching = asyncio.ensure_future(_patiently(ask))
-                await asyncio.sleep(0)  # lets the request go out before the counting below
-            users.extend(page.users)
-            progress.read(page)
-            await progress.beat(last=page.next_cursor is None)
-            if page.next_cursor is None:
-                progress.people = set()  # 10 MB for 100,000 people, not needed past the reading
-                return users
-    finally:
-        if not fetching.done():
-            fetching.cancel()
-        elif not fetching.cancelled():
-            fetching.exception()  # seen here, so asyncio does not log it as never retrieved
+    cursor: str | None = None
+    while True:
+        page = await _patiently(functools.partial(provider.users, cursor))
+        users.extend(page.users)
+        progress.read(page)
+        await progress.beat(last=page.next_cursor is None)
+        if page.next_cursor is None:
+            progress.people = set()  # 10 MB for 100,000 people, not needed past the reading
+            return users
+        cursor = page.next_cursor
 
 
 async def _create_accounts(
