@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 # A provider user's status, as the mapping page shows it.
 ACTIVE = "active"
@@ -132,6 +132,16 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Let go of the HTTP connections."""
+
+
+@runtime_checkable
+class RenewsCredentials(Protocol):
+    """An adapter whose provider may hand it new credentials while it works (Webex may answer a
+    token refresh with a new refresh token, after which the old one stops working): the portal
+    must keep them, or the next adapter opens over dead ones."""
+
+    def credentials(self) -> dict[str, str]:
+        """Every credential field as it is now, by its name in the provider's kind."""
 
 
 class PasswordProvider(Protocol):

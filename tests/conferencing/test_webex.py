@@ -32,6 +32,7 @@ from portal.conferencing.interfaces import (
     PersonalAccount,
     ProviderUnavailable,
     RateLimited,
+    RenewsCredentials,
 )
 from portal.conferencing.providers import (
     base,
@@ -235,15 +236,22 @@ async def test_the_newest_refresh_token_is_kept(
     webex: WebexProvider, account: WebexAccount
 ) -> None:
     account.rotate_refresh_tokens = True
-    first = webex.refresh_token
+    first = webex.credentials()["refresh_token"]
     await webex.verify()
     account.expire_access_tokens()
 
     await webex.users()
 
-    assert webex.refresh_token != first
-    assert webex.refresh_token in account.refresh_tokens
+    newest = webex.credentials()
+    assert isinstance(webex, RenewsCredentials)
+    assert newest["refresh_token"] != first
+    assert newest["refresh_token"] in account.refresh_tokens
     assert first not in account.refresh_tokens
+    # The rest is as the adapter was opened with: the portal keeps the whole mapping as it is.
+    assert (newest["client_id"], newest["client_secret"]) == (
+        account.client_id,
+        account.client_secret,
+    )
 
 
 async def test_a_401_refreshes_the_token_once_and_sends_again(

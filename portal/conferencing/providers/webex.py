@@ -104,10 +104,14 @@ class WebexProvider:
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._tokens = base.TokenCache(self._fetch_token, TOKEN_MARGIN)
 
-    @property
-    def refresh_token(self) -> str:
-        """The administrator's newest refresh token: Webex may answer a refresh with a new one."""
-        return self._refresh_token
+    def credentials(self) -> dict[str, str]:
+        """The integration's credentials as they are now: the administrator's refresh token is
+        the newest Webex gave (see RenewsCredentials)."""
+        return {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "refresh_token": self._refresh_token,
+        }
 
     async def verify(self) -> None:
         """Raise unless the credentials work and are a full administrator's."""
