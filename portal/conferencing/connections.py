@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from portal.conferencing import secrets
-from portal.conferencing.interfaces import ConferencingError
+from portal.conferencing.interfaces import ConferencingError, Provider, RenewsCredentials
 from portal.conferencing.models import (
     CONNECTION_NAME_MAX,
     ConferencingChoice,
@@ -142,9 +142,9 @@ async def read_name(
     return name, {}
 
 
-async def _verify(settings: Settings, kind: ProviderKind, values: Mapping[str, str]) -> None:
-    """Raise FormErrors with the provider's own reason unless the credentials work."""
-    provider = open_provider(kind.key, values, settings.provider_endpoints)
+async def _verify(provider: Provider) -> None:
+    """Raise FormErrors with the provider's own reason unless the credentials work; the adapter
+    is closed after."""
     try:
         await provider.verify()
     except ConferencingError as error:
@@ -184,11 +184,13 @@ async def connect(
     values, field_errors = _read_fields(kind, form, {})
     if errors or field_errors:
         raise FormErrors({**errors, **field_errors})
-    await _verify(settings, kind, values)
+    provider = open_provider(kind.key, values, settings.provider_endpoints)
+    await _verify(provider)
     connection = ConferencingConnection(
         company_id=company_id, name=name, provider=kind.key, secret_credentials=""
     )
-    _store(settings, connection, kind, values)
+    # Checking may have renewed one (Webex's refresh token): the one entered may be dead now.
+    _store(settings, connection, kind, {**values, **_renewed(values, provider)})
 
     async def twin() -> ConferencingConnection | None:
         query = select(ConferencingConnection).where(col(ConferencingConnection.name) == name)
@@ -206,6 +208,60 @@ def credentials(settings: Settings, connection: ConferencingConnection) -> dict[
     return {**connection.public_credentials, **secret}
 
 
+def _renewed(opened: Mapping[str, str], provider: object) -> dict[str, str]:
+    """The credential fields `provider` holds anew since it was opened over `opened`."""
+    if not isinstance(provider, RenewsCredentials):
+        return {}
+    return {
+        name: value for name, value in provider.credentials().items() if opened.get(name) != value
+    }
+
+
+def renewed_credentials(
+    settings: Settings, connection: ConferencingConnection, provider: object
+) -> dict[str, str]:
+    """The credential fields the provider gave `provider` anew since it was opened over the
+    connection's (a refresh token Webex rotated); {} when none."""
+    return _renewed(credentials(settings, connection), provider)
+
+
+async def keep_renewed_credentials(
+    session: AsyncSession, settings: Settings, connection: ConferencingConnection, provider: object
+) -> bool:
+    """Store the credentials the provider renewed for `provider`, which was opened over
+    `connection`'s, encrypted like the rest (flushed; the caller commits). False when it renewed
+    none, or when an admin entered other credentials meanwhile: theirs stand.
+
+    Call it once the adapter is done, whether its work succeeded or not: a refresh token Webex
+    rotated is the only one that works from then on. `connection` may be a copy read before the
+    adapter was opened (a job's): the row is read again in `session`.
+    """
+    opened = credentials(settings, connection)
+    renewed = _renewed(opened, provider)
+    if not renewed:
+        return False
+    row = await session.get(ConferencingConnection, connection.id)
+    if row is None:
+        return False  # disconnected meanwhile
+    try:
+        stored = credentials(settings, row)
+    except secrets.UnreadableSecrets:
+        return False
+    # Webex's documentation does not say whether a refresh token stays good for a while once a
+    # refresh was answered with a new one (developer.webex.com's integration pages describe the
+    # answer, refresh_token and refresh_token_expires_in, and nothing of the old token;
+    # integrators' guides say to keep the new one): no grace is assumed, so the new one is kept
+    # at once. Two adapters refreshing the same stored token at once: if Webex answers both,
+    # each writes its own and the last write wins; if it refuses the second, that one's work
+    # fails and the first one's token stays. Only a change to a field the adapter did not renew
+    # (a new client secret, say) means an admin replaced the credentials meanwhile.
+    if any(stored.get(name) != value for name, value in opened.items() if name not in renewed):
+        return False
+    _store(settings, row, kind_of(row), {**stored, **renewed})
+    await session.flush()
+    return True
+
+
 async def replace_credentials(
     session: AsyncSession,
     settings: Settings,
@@ -213,7 +269,8 @@ async def replace_credentials(
     form: Mapping[str, str],
 ) -> None:
     """New credentials for the same provider (a blank secret keeps the stored one), checked
-    with the provider before they replace the old ones."""
+    with the provider before they replace the old ones. A refusal (FormErrors) writes nothing
+    but what the provider renewed of the stored ones, which the caller keeps all the same."""
     kind = kind_of(connection)
     try:
         stored = credentials(settings, connection)
@@ -222,8 +279,16 @@ async def replace_credentials(
     values, errors = _read_fields(kind, form, stored)
     if errors:
         raise FormErrors(errors)
-    await _verify(settings, kind, values)
-    _store(settings, connection, kind, values)
+    provider = open_provider(kind.key, values, settings.provider_endpoints)
+    try:
+        await _verify(provider)
+    except FormErrors:
+        if values == stored:
+            # The stored credentials checked again: a refresh token Webex renewed before it
+            # refused (a server error after the token call) is the only one that works now.
+            await keep_renewed_credentials(session, settings, connection, provider)
+        raise
+    _store(settings, connection, kind, {**values, **_renewed(values, provider)})
     await session.flush()
 
 

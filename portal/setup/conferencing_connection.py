@@ -37,6 +37,7 @@ from portal.web import (
     flash,
     form_data,
     int_param,
+    keep_despite_refusal,
     read_form,
     redirect,
     settings_of,
@@ -154,6 +155,9 @@ async def conferencing_credentials(request: Request) -> Response:
     try:
         await replace_credentials(db_session(request), settings_of(request), connection, data)
     except FormErrors as error:
+        # Nothing was written but what the provider renewed of the stored credentials (Webex's
+        # refresh token), which the connection needs from now on.
+        keep_despite_refusal(request)
         context = await _connection_context(
             request, connection, values=data, errors=error.errors, failed="credentials"
         )
