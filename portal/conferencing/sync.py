@@ -29,6 +29,7 @@ from portal.conferencing import secrets
 from portal.conferencing.connections import (
     auto_create,
     credentials,
+    keep_renewed_credentials,
     provisioning_method,
     sitewide_settings,
 )
@@ -168,8 +169,9 @@ async def run_sync(
             created = await _create_accounts(db, connection, sitewide, provider, users, progress)
         finally:
             await provider.aclose()
+            await _keep_credentials(db, settings, connection, provider)
         with _no_cycle_collection():
-            await _apply(db, settings, connection, run_id, users + created, len(created))
+            await _apply(db, connection, run_id, users + created, len(created))
     except (ConferencingError, secrets.UnreadableSecrets, SyncStopped) as error:
         await _fail(db, company_id, run_id, str(error))
     except Exception:
@@ -177,6 +179,21 @@ async def run_sync(
         await _fail(db, company_id, run_id, "The sync failed unexpectedly: see the portal's log.")
     async with db.session(company_id=company_id) as session:
         return await sync_run(session, run_id)
+
+
+async def _keep_credentials(
+    db: Database, settings: Settings, connection: ConferencingConnection, provider: Provider
+) -> None:
+    """The credentials the provider renewed while the sync read (Webex's refresh token), kept in
+    a short transaction of their own whether the sync goes on or failed: a token rotated on
+    page 1 is the only one that works once page 3 fails. Without any, the stored ones are
+    encrypted again with the first key, so that old keys can be dropped after a night."""
+    async with db.transaction(company_id=connection.company_id) as session:
+        if await keep_renewed_credentials(session, settings, connection, provider):
+            return  # written anew, with the first key
+        fresh = await session.get(ConferencingConnection, connection.id)
+        if fresh is not None:
+            fresh.secret_credentials = secrets.rotate(settings, fresh.secret_credentials)
 
 
 async def _fail(db: Database, company_id: int, run_id: int, error: str) -> None:
@@ -429,7 +446,6 @@ async def _copy(
 
 async def _apply(
     db: Database,
-    settings: Settings,
     connection: ConferencingConnection,
     run_id: int,
     users: list[ProviderUser],
@@ -468,10 +484,6 @@ async def _apply(
         run.no_longer_at_provider = changes.gone
         run.accounts_created = created
         _finish(run, SUCCEEDED)
-        fresh = await session.get(ConferencingConnection, connection.id)
-        if fresh is not None:
-            # Each sync re-encrypts with the first key: old keys can be dropped after a night.
-            fresh.secret_credentials = secrets.rotate(settings, fresh.secret_credentials)
 
 
 @contextlib.contextmanager
