@@ -21,6 +21,7 @@ from portal.web import (
     flash,
     form_data,
     int_param,
+    keep_despite_refusal,
     login_required,
     redirect,
     safe_next,
@@ -130,6 +131,9 @@ async def reassociate(request: Request) -> Response:
             db_session(request), settings_of(request), card.connection, viewer(request)
         )
     except FormErrors as error:
+        # Nothing was written but credentials the provider renewed on the way (Webex's refresh
+        # token): the connection needs them from now on.
+        keep_despite_refusal(request)
         return await _refused(request, errors={card.connection.id: error.errors})
     flash(request, found, "success")
     return _back(request)

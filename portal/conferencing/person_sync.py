@@ -13,10 +13,15 @@ from sqlmodel import col
 
 from portal.accounts.models import EMAIL_MAX, User
 from portal.conferencing import people
-from portal.conferencing.connections import credentials
+from portal.conferencing.connections import (
+    credentials,
+    keep_renewed_credentials,
+    renewed_credentials,
+)
 from portal.conferencing.interfaces import (
     ConferencingError,
     NotFound,
+    Provider,
     ProviderUser,
 )
 from portal.conferencing.mapping import email_key, other_accounts, status_reason
@@ -91,27 +96,26 @@ async def request_person_sync(
     return run
 
 
-async def look_up(
-    settings: Settings, connection: ConferencingConnection, email: str
-) -> ProviderUser | None:
-    """The connection's provider user with this email (None: the provider has none); raises
-    ConferencingError or UnreadableSecrets when the provider cannot be asked."""
-    provider = open_provider(
+def _open(settings: Settings, connection: ConferencingConnection) -> Provider:
+    """An adapter over the connection's credentials (UnreadableSecrets)."""
+    return open_provider(
         connection.provider, credentials(settings, connection), settings.provider_endpoints
     )
+
+
+async def look_up(provider: Provider, email: str) -> ProviderUser | None:
+    """The provider user with this email (None: the provider has none); raises
+    ConferencingError when the provider cannot be asked."""
     try:
-        try:
-            user = await provider.user_by_email(email)
-        except NotFound:
-            return None
-        if not user.room_url:
-            # Some providers' user carries no room link (RingCentral, Webex): ask for it so the
-            # page can show it. Without it the room is asked for when the person hosts.
-            with contextlib.suppress(ConferencingError):
-                user = user._replace(room_url=await provider.personal_room(user.id))
-        return user
-    finally:
-        await provider.aclose()
+        user = await provider.user_by_email(email)
+    except NotFound:
+        return None
+    if not user.room_url:
+        # Some providers' user carries no room link (RingCentral, Webex): ask for it so the
+        # page can show it. Without it the room is asked for when the person hosts.
+        with contextlib.suppress(ConferencingError):
+            user = user._replace(room_url=await provider.personal_room(user.id))
+    return user
 
 
 async def run_person_sync(
@@ -131,7 +135,12 @@ async def run_person_sync(
         await _fail(db, company_id, run_id, NOT_SERVED)
         return await _reread(db, company_id, run_id)
     try:
-        found = await look_up(settings, connection, person.email)
+        provider = _open(settings, connection)
+        try:
+            found = await look_up(provider, person.email)
+        finally:
+            await provider.aclose()
+            await _keep_credentials(db, settings, connection, provider)
         async with db.transaction(company_id=company_id) as session:
             await _store(session, run_id, connection, person, found)
     except (ConferencingError, UnreadableSecrets) as error:
@@ -140,6 +149,17 @@ async def run_person_sync(
         log.exception("the conferencing sync %s of company %s failed", run_id, company_id)
         await _fail(db, company_id, run_id, "The sync failed unexpectedly: see the portal's log.")
     return await _reread(db, company_id, run_id)
+
+
+async def _keep_credentials(
+    db: Database, settings: Settings, connection: ConferencingConnection, provider: Provider
+) -> None:
+    """The credentials the provider renewed during the lookup (Webex's refresh token), kept in a
+    short transaction of their own, whether the lookup succeeded or not; none is opened when
+    nothing was renewed."""
+    if renewed_credentials(settings, connection, provider):
+        async with db.transaction(company_id=connection.company_id) as session:
+            await keep_renewed_credentials(session, settings, connection, provider)
 
 
 async def _reread(db: Database, company_id: int, run_id: int) -> SyncRun | None:
@@ -249,11 +269,17 @@ async def reassociate(
     session: AsyncSession, settings: Settings, connection: ConferencingConnection, person: User
 ) -> str:
     """Look the person up again by their portal email and link the provider user found, in
-    place of any other; a sentence says what was found. FormErrors, with nothing changed, when
-    the provider cannot be asked or has no such user, or an admin chose by hand."""
+    place of any other; a sentence says what was found. FormErrors when the provider cannot be
+    asked or has no such user, or an admin chose by hand: nothing is changed then but the
+    credentials the provider renewed on the way, which the caller keeps all the same."""
     label = KINDS[connection.provider].label
     try:
-        found = await look_up(settings, connection, person.email)
+        provider = _open(settings, connection)
+        try:
+            found = await look_up(provider, person.email)
+        finally:
+            await provider.aclose()
+            await keep_renewed_credentials(session, settings, connection, provider)
     except (ConferencingError, UnreadableSecrets) as error:
         raise FormErrors({"form": f"{error} Nothing was changed."}) from None
     if found is None:

@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts.models import User
 from portal.conferencing import people
-from portal.conferencing.connections import credentials, join_before_host, sitewide_settings
+from portal.conferencing.connections import (
+    credentials,
+    join_before_host,
+    keep_renewed_credentials,
+    sitewide_settings,
+)
 from portal.conferencing.interfaces import BadCredentials, ConferencingError, MeetingRequest
 from portal.conferencing.mapping import usable_account
 from portal.conferencing.models import (
@@ -152,6 +157,7 @@ async def _mapped_room(
                 room_url = await provider.personal_room(account.provider_user_id)
             finally:
                 await provider.aclose()
+                await keep_renewed_credentials(session, settings, connection, provider)
         except (ConferencingError, UnreadableSecrets) as error:
             return _without(settings, host, connection, sitewide, str(error))
         if len(room_url) <= ROOM_URL_MAX:
