@@ -14,8 +14,11 @@ config = context.config
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     """Only our models' tables: not procrastinate's (`portal db upgrade` applies them), nor the
-    people search index and its shadow tables, which migration 0005 keeps by hand on SQLite
-    (autogenerate sees no triggers, so those need no filter)."""
+    people search indexes, which migrations keep by hand: 0005's FTS5 table and its shadow
+    tables on SQLite (autogenerate sees no triggers, so those need no filter), and 0012's
+    trigram index on PostgreSQL, which exists only where pg_trgm could be created."""
+    if type_ == "index":
+        return name != search_index.TRIGRAM_INDEX
     if type_ != "table" or name is None:
         return True
     return not (name.startswith("procrastinate_") or search_index.is_part_of_index(name))

@@ -218,11 +218,21 @@ class CompanyQuery:
     so the criterion covers every row it reads.
     """
 
-    def __init__(self, table: type[TenantScoped], *columns: Any, where: Any = None) -> None:
+    def __init__(
+        self,
+        table: type[TenantScoped],
+        *columns: Any,
+        where: Any = None,
+        finish: Callable[[Select[Any]], Select[Any]] | None = None,
+        scan: bool = False,
+    ) -> None:
         table_columns = table.__table__.c  # type: ignore[attr-defined]
         statement = select(*columns).where(table_columns.company_id == bindparam(COMPANY_PARAM))
         if where is not None:
             statement = statement.where(where)
+        if finish is not None:
+            # The rest of the statement (its order, a limit, a hint), checked like the rest.
+            statement = finish(statement)
         own = table.__table__  # type: ignore[attr-defined]
         others = {tenant.__table__ for tenant in TENANT_TABLES} - {own}  # type: ignore[attr-defined]
         read = {element for element in visitors.iterate(statement) if isinstance(element, Table)}
@@ -231,8 +241,12 @@ class CompanyQuery:
                 f"a CompanyQuery reads {table.__name__} alone, not {sorted(map(str, read))}"
             )
         self.statement: Select[Any] = statement
+        # It may read many rows: on SQLite it runs on aiosqlite's thread (see CompanyReader).
+        self.scan = scan
         # Compiled once: SQLAlchemy's cache key alone costs more than a primary-key lookup.
         dialect = sqlite_dialect.dialect()
+        # As the engine compiles for SQLite: with the table hints a statement gives.
+        dialect.statement_compiler = _SQLiteHintingCompiler
         compiled = statement.compile(dialect=dialect)
         self.sqlite_sql = str(compiled)
         self.sqlite_params = tuple(compiled.positiontup or ())
@@ -261,8 +275,10 @@ class CompanyReader:
     On SQLite the query runs on a read-only sqlite3 connection on the event loop, as the
     raw-sqlite3 baseline does: a query of a few indexed rows takes tens of microseconds,
     where aiosqlite's hops to its thread and back (cursor, execute, fetch, close, plus BEGIN
-    and ROLLBACK) cost ten times that. Keep it for lookups by key, never for scans. On
-    PostgreSQL it runs on the async engine's connection, whose I/O does not block the loop.
+    and ROLLBACK) cost ten times that. Keep it for lookups by key and reads of few rows: a
+    query that may scan says so (`CompanyQuery(..., scan=True)`) and runs on the engine's
+    connection, on aiosqlite's thread, where it holds up no other request of the process. On
+    PostgreSQL every query runs on the engine's connection, whose I/O does not block the loop.
     """
 
     def __init__(self, db: Database, company_id: int) -> None:
@@ -271,12 +287,16 @@ class CompanyReader:
         self._db = db
         self.company_id = company_id
 
+    @property
+    def is_sqlite(self) -> bool:
+        return self._db.is_sqlite
+
     async def rows(self, query: CompanyQuery, **params: Any) -> list[dict[str, Any]]:
         """The rows `query` finds among the company's, as dicts of the selected columns."""
         if COMPANY_PARAM in params:
             raise UnscopedQuery("the company comes from the reader, never from the caller")
         params[COMPANY_PARAM] = self.company_id
-        connection = self._db.lean_sqlite_connection()
+        connection = None if query.scan else self._db.lean_sqlite_connection()
         if connection is not None:
             values = [params[name] for name in query.sqlite_params]
             for index, process in query.sqlite_binds:

@@ -23,7 +23,7 @@ from portal.app import named_routes
 from portal.calendar.models import ACCEPTED, CalendarEvent, CalendarFeed, EventParticipant
 from portal.calendar.replies import reply_token
 from portal.db import UNSCOPED, Database, metadata
-from portal.directory.services import search_people
+from portal.directory.search import search_people
 from portal.mail.models import OutboxMessage
 from portal.meetings.models import MeetingInvitee
 from portal.notifications.models import Notification

@@ -1,20 +1,46 @@
-"""SQLite's trigram index of people's searchable text, which picks the candidates of a search.
+"""The indexes that pick the candidates of a people search, and the text they index.
 
-Migration 0005 creates it (an FTS5 table `people_search` with `tokenize='trigram'`, contentless,
-its rowid the person's `users.id`) and the triggers on `users` that keep it in step: it holds
-the name, email, title and department of every active person, of every company. It knows no
-company, so a search only ever uses it inside a query of `users`, where the session's company
-criterion applies; and since trigram matching folds case more widely than SQLite's LIKE, it only
-narrows: the LIKE conditions still decide what is found.
+A search word is found in a person's searchable text: their name, title, department and email
+in one string (`searchable_text`), case folded. Each database indexes that text by trigrams, so
+a word of three characters or more reads its candidates from the index instead of every row:
+
+- SQLite: migration 0005 keeps an FTS5 table `people_search` (`tokenize='trigram'`,
+  contentless, its rowid the person's `users.id`) in step with triggers on `users`; it holds
+  the active people of every company. It knows no company, so a search only ever uses it inside
+  a query of `users`, where the session's company criterion applies; and since its trigrams
+  fold case more widely than SQLite's LIKE, it only narrows: the LIKE conditions still decide.
+- PostgreSQL: migration 0012 creates a GIN index with pg_trgm's `gin_trgm_ops` over the
+  expression `searchable_text` builds, and the search's LIKE conditions are on that same
+  expression, which is what lets the planner use it. The index belongs to the table, so no
+  trigger keeps it and no rebuild of the table forgets it. Where pg_trgm could not be created
+  the index is missing, and the same query scans: slower, same results.
+
+Where the two databases differ: PostgreSQL's lower() folds the case of any letter, SQLite's LIKE
+only of ASCII letters, so on SQLite "émile" does not find "Émile" (it does find "Émile" typed
+"ÉMILE"'s way round, and "emile" finds "Emile"). Text in ASCII, or typed in its own case, is
+found alike on both.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.sql.expression import TableClause
 
 NAME = "people_search"
 # A trigram index can find nothing shorter than three characters: such words are left to LIKE.
 SHORTEST_WORD = 3
+# PostgreSQL's trigram index of searchable_text (migration 0012).
+TRIGRAM_INDEX = "ix_users_search_trigram"
 
 _index = table(NAME, column("rowid"), column(NAME))
 
@@ -22,6 +48,29 @@ _index = table(NAME, column("rowid"), column(NAME))
 def is_part_of_index(name: str) -> bool:
     """The FTS5 table or one of its shadow tables (`people_search_data` and the like)."""
     return name == NAME or name.startswith(f"{NAME}_")
+
+
+def searchable_text(users: TableClause) -> ColumnElement[str]:
+    """PostgreSQL's searchable text: name, title, department and email in one string,
+    lower-cased, exactly as migration 0012's index has it."""
+    # A line break between fields: search words are split on whitespace and never hold one, so
+    # none matches across two fields.
+    separator: ColumnElement[str] = literal_column("E'\\n'")
+    text: ColumnElement[str] = users.c.display_name
+    for field in (users.c.title, users.c.department, users.c.email):
+        text = text + separator + field
+    return func.lower(text)
+
+
+def word_found(users: TableClause, parameter: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """The LIKE pattern (escape character /) in `parameter` matches the searchable text."""
+    pattern = bindparam(parameter, type_=String())
+    if sqlite:
+        # Field by field, to the first that matches: LIKE folds ASCII case itself, and joining
+        # the four fields would cost a scan half as much again.
+        fields = (users.c.display_name, users.c.title, users.c.department, users.c.email)
+        return or_(*(field.like(pattern, escape="/") for field in fields))
+    return searchable_text(users).like(func.lower(pattern), escape="/")
 
 
 def phrase(word: str) -> str:

@@ -1,33 +1,19 @@
-"""Finding colleagues, and what time it is where they are."""
+"""Colleagues: who is one, and what time it is where they are (directory/search.py finds them)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
 from sqlmodel import col
 
 from portal import timezones
 from portal.accounts.models import ADMIN, Company, User
 from portal.db import CompanyQuery, CompanyReader
-from portal.directory import search_index
-from portal.pagination import MAX_PAGE, Page
 
-# More words than this add nothing to a name search and only make the query longer.
-MAX_TERMS = 5
-# A list of people shows these; anything else read from a listed person is an error, not a query.
-LISTED_COLUMNS = ("id", "display_name", "title", "department", "email")
-# Company Setup's list of people also shows their role and whether they are active or invited.
-ADMIN_LISTED_COLUMNS = (*LISTED_COLUMNS, "role", "active", "password_hash")
-# Who a search looks among: the directory shows active people; Company Setup everyone, or either.
-ACTIVE, INACTIVE, EVERYONE = "active", "inactive", ""
-STATUSES = (ACTIVE, INACTIVE, EVERYONE)
 # We store no working hours; a weekday from 9:00 to 18:00 local is the convention the card states.
 WORKDAY_START = dt.time(9)
 WORKDAY_END = dt.time(18)
@@ -41,149 +27,6 @@ async def departments(session: AsyncSession) -> list[str]:
         .distinct()
         .order_by(col(User.department))
     )
-    return list(rows.scalars())
-
-
-def _pattern(word: str) -> str:
-    """A LIKE pattern (escape character /) of `word` anywhere, its wildcards taken literally."""
-    escaped = word.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
-
-
-def _word_found(number: int, *, sqlite: bool) -> ColumnElement[bool]:
-    """Word `number` appears, in any case, in the name, email, title or department."""
-    pattern = bindparam(f"word{number}", type_=String())
-    texts = (col(User.display_name), col(User.title), col(User.department))
-    if sqlite:
-        # SQLite's LIKE already ignores ASCII case, and its lower() folds nothing beyond ASCII:
-        # ilike's lower() on every row would change no result and double the scan's time.
-        return or_(*(field.like(pattern, escape="/") for field in (*texts, col(User.email))))
-    return or_(
-        *(field.ilike(pattern, escape="/") for field in texts),
-        # stored lower-cased, so a plain LIKE finds it
-        col(User.email).like(bindparam(f"email{number}"), escape="/"),
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _statement(
-    sqlite: bool,
-    words: int,
-    indexed: bool,
-    department: bool,
-    status: str,
-    columns: tuple[str, ...],
-) -> Select[Any]:
-    """The search for one shape of input, built once (it takes a fifth of a millisecond): all
-    else is parameters. People of `status`, in name order, each word found in some field."""
-    query = (
-        select(User)
-        # What a list of people shows, all of it in ix_user_company_directory: a search by LIKE
-        # alone then reads that index alone, never the table's rows.
-        .options(load_only(*(getattr(User, name) for name in columns)))
-        .order_by(col(User.display_name), col(User.id))
-    )
-    if status != EVERYONE:
-        query = query.where(col(User.active).is_(status == ACTIVE))
-    for number in range(words):
-        query = query.where(_word_found(number, sqlite=sqlite))
-    if indexed:
-        # The trigram index picks the candidates, the LIKEs above keep the exact matches. Their
-        # rows are read by id: with no statistics, SQLite would rather scan the company's index
-        # and look each row up in the candidates, a scan as long as the one the index avoids.
-        query = query.where(col(User.id).in_(search_index.MATCHING_IDS))
-        query = query.with_hint(User, "NOT INDEXED", "sqlite")
-    if department:
-        query = query.where(col(User.department) == bindparam("department"))
-    return query
-
-
-@dataclass(frozen=True)
-class _Search:
-    query: Select[Any]
-    params: dict[str, str]
-    # The trigram index picks the candidates: they are few, and cheap to count.
-    indexed: bool
-
-
-def _matching(
-    session: AsyncSession,
-    text: str,
-    department: str,
-    status: str = ACTIVE,
-    columns: tuple[str, ...] = LISTED_COLUMNS,
-) -> _Search:
-    """People of `status`, in name order, each of whose words in `text` appears in some field."""
-    if status not in STATUSES:
-        raise ValueError(f"no such status: {status!r}")
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    # No stored text holds a NUL: PostgreSQL refuses one in a parameter, SQLite's LIKE stops at it.
-    words = text.replace("\x00", " ").split()[:MAX_TERMS]
-    params = {f"word{number}": _pattern(word) for number, word in enumerate(words)}
-    if not sqlite:
-        params |= {f"email{number}": _pattern(word.lower()) for number, word in enumerate(words)}
-    # The trigram index holds active people only.
-    phrases = search_index.phrases(words) if sqlite and status == ACTIVE else None
-    if phrases is not None:
-        params["phrases"] = phrases
-    if department:
-        params["department"] = department
-    query = _statement(sqlite, len(words), phrases is not None, bool(department), status, columns)
-    return _Search(query, params, phrases is not None)
-
-
-async def search_people(
-    session: AsyncSession,
-    text: str,
-    *,
-    department: str = "",
-    status: str = ACTIVE,
-    columns: tuple[str, ...] = LISTED_COLUMNS,
-    page: int = 1,
-    size: int = 25,
-) -> Page[User]:
-    """People (active ones unless `status` says otherwise) whose name, email, title or
-    department contain the words of `text`; only `columns` of them are loaded."""
-    search = _matching(session, text, department, status, columns)
-    # Bounded before the first fetch: its offset must fit the databases' integers.
-    number = min(max(1, page), MAX_PAGE)
-    # Candidates from the index are cheap to count twice, dearer to fetch in a second round trip.
-    items, total = await _rows(session, search, number, size, counted=search.indexed)
-    # The page itself tells the total when it is a short one: no second scan to count.
-    if total is None and (0 < len(items) < size or (number == 1 and not items)):
-        total = (number - 1) * size + len(items)
-    if total is None:
-        total = (await session.execute(_count(search.query), search.params)).scalar_one()
-    last = max(1, math.ceil(total / size))
-    if number > last:  # past the end: the last page, as for any list
-        number = last
-        items, _ = await _rows(session, search, number, size)
-    return Page(items, number, size, total)
-
-
-def _count(query: Select[Any]) -> Select[int]:
-    return select(func.count()).select_from(query.order_by(None).subquery())
-
-
-async def _rows(
-    session: AsyncSession, search: _Search, number: int, size: int, *, counted: bool = False
-) -> tuple[list[User], int | None]:
-    """One page of the search; with `counted`, also how many it finds in all (None on no row)."""
-    query = search.query
-    if counted:
-        query = query.add_columns(_count(query).scalar_subquery())
-    page = query.limit(size).offset((number - 1) * size)
-    rows = (await session.execute(page, search.params)).all()
-    total = rows[0][1] if counted and rows else None
-    return [row[0] for row in rows], total
-
-
-async def first_matches(session: AsyncSession, text: str, *, limit: int = 6) -> list[User]:
-    """The first few people `text` finds, for the top bar's suggestions (no count needed)."""
-    if not text.strip():
-        return []
-    search = _matching(session, text, "")
-    rows = await session.execute(search.query.limit(limit), search.params)
     return list(rows.scalars())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,13 +11,14 @@ from starlette.responses import Response
 
 from portal.calendar import busy
 from portal.db import CompanyReader, utcnow
-from portal.directory import services
+from portal.directory import search, services
+from portal.directory.search import ListedPerson
 from portal.directory.services import CompanyName, Person
 from portal.forms import parse_id, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings.services import may_invite, new_request_key
 from portal.pagination import page_number
-from portal.web import database_of, db_session, lean_page, login_required, redirect
+from portal.web import database_of, lean_page, login_required, path_for, redirect, settings_of
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
@@ -28,29 +30,71 @@ async def home(request: Request) -> Response:
     return redirect(str(request.url_for("directory.people")))
 
 
-@login_required
-async def people(request: Request) -> Response:
+async def _viewer(
+    reader: CompanyReader, request: Request, viewer_id: int
+) -> tuple[Person | None, CompanyName | None, None]:
+    viewer, company, _ = await services.viewer_and_person(reader, viewer_id, None)
+    return viewer, company, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A listed person and their links, made here once rather than by Jinja for every row."""
+
+    person: ListedPerson
+    profile_url: str
+    card_url: str
+
+
+def _listed(request: Request, people: list[ListedPerson]) -> list[_Listed]:
+    base = settings_of(request).base_url.rstrip("/")
+    return [
+        _Listed(
+            person,
+            base + path_for(request, "directory.profile", user_id=person.id),
+            base + path_for(request, "directory.card", user_id=person.id),
+        )
+        for person in people
+    ]
+
+
+@lean_page(_viewer)
+async def people(request: Request, viewer: Person, _: None) -> Response:
     q = search_text(request.query_params.get("q", ""))
     department = search_text(request.query_params.get("department", ""))
-    session = db_session(request)
-    page = await services.search_people(
-        session, q, department=department, page=page_number(request.query_params.get("page"))
+    db = database_of(request)
+    page = await search.find_people(
+        db.reader(company_id=viewer.company_id),
+        q,
+        department=department,
+        page=page_number(request.query_params.get("page")),
     )
+    departments: list[str] = []
     # Typing asks for the results block alone, which shows no department list.
-    departments = [] if is_htmx(request) else await services.departments(session)
-    context = {"page": page, "q": q, "department": department, "departments": departments}
+    if not is_htmx(request):
+        async with db.session(company_id=viewer.company_id) as session:
+            departments = await services.departments(session)
+    context = {
+        "page": page,
+        "people": _listed(request, page.items),
+        "q": q,
+        "department": department,
+        "departments": departments,
+    }
     return render(request, "directory/people.html", context, block="results")
 
 
-@login_required
-async def suggestions(request: Request) -> Response:
+@lean_page(_viewer)
+async def suggestions(request: Request, viewer: Person, _: None) -> Response:
     q = search_text(request.query_params.get("q", ""))
     if not is_htmx(request):
         # Only the top bar's script asks for this fragment; a person who lands here gets the page.
         people_url = request.url_for("directory.people").include_query_params(q=q)
         return redirect(str(people_url))
-    matches = await services.first_matches(db_session(request), q)
-    response = render(request, "directory/suggestions.html", {"q": q, "people": matches})
+    reader = database_of(request).reader(company_id=viewer.company_id)
+    matches = await search.first_matches(reader, q)
+    context = {"q": q, "people": _listed(request, matches)}
+    response = render(request, "directory/suggestions.html", context)
     response.headers["vary"] = "HX-Request"
     return response
 

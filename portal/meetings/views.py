@@ -13,7 +13,7 @@ from portal.accounts.models import User
 from portal.conferencing.services import HostMustAct, PasswordRefused, Room
 from portal.db import UNSCOPED
 from portal.directory.people import UnknownPerson, picked_people
-from portal.directory.services import LISTED_COLUMNS, search_people
+from portal.directory.search import LISTED_COLUMNS, search_people
 from portal.forms import FormErrors, parse_id, parse_ids, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings import services

@@ -10,7 +10,7 @@ from portal.accounts import services
 from portal.accounts.forms import clean_person
 from portal.accounts.imports import ImportRefused, import_people
 from portal.accounts.models import User
-from portal.directory import services as directory
+from portal.directory import search
 from portal.forms import FormErrors, search_text
 from portal.pagination import page_number
 from portal.setup.menu import render_setup
@@ -38,13 +38,13 @@ async def setup_home(request: Request) -> Response:
 async def users(request: Request) -> Response:
     q = search_text(request.query_params.get("q", ""))
     status = request.query_params.get("status", "")
-    if status not in (directory.ACTIVE, directory.INACTIVE):
-        status = directory.EVERYONE
-    page = await directory.search_people(
+    if status not in (search.ACTIVE, search.INACTIVE):
+        status = search.EVERYONE
+    page = await search.search_people(
         db_session(request),
         q,
         status=status,
-        columns=directory.ADMIN_LISTED_COLUMNS,
+        columns=search.ADMIN_LISTED_COLUMNS,
         page=page_number(request.query_params.get("page")),
     )
     context = {"page": page, "q": q, "status": status}

@@ -13,7 +13,7 @@ from portal.accounts import services as accounts
 from portal.accounts.forms import ProfileInput
 from portal.accounts.models import Company, User
 from portal.db import Database
-from portal.directory import search_index, services
+from portal.directory import search, search_index
 from tests.conftest import PortalClient, make_company
 from tests.directory.conftest import make_colleague
 
@@ -69,8 +69,8 @@ def _queries(people: list[User], count: int = 60) -> Iterator[str]:
 
 async def _found(db: Database, company: Company, query: str) -> Any:
     async with db.session(company_id=company.id) as session:
-        pages = [await services.search_people(session, query, page=n, size=3) for n in (1, 2)]
-        first = await services.first_matches(session, query, limit=4)
+        pages = [await search.search_people(session, query, page=n, size=3) for n in (1, 2)]
+    first = await search.first_matches(db.reader(company_id=company.id), query, limit=4)
     return (
         [([p.id for p in page.items], page.total, page.number) for page in pages],
         [p.id for p in first],
@@ -128,13 +128,13 @@ async def test_query_syntax_is_taken_literally(
     db: Database, acme: Company, people: list[User], query: str, found: list[str]
 ) -> None:
     async with db.session(company_id=acme.id) as session:
-        page = await services.search_people(session, query)
+        page = await search.search_people(session, query)
     assert [p.display_name for p in page.items] == found
 
 
 async def _names(db: Database, company: Company, query: str) -> list[str]:
     async with db.session(company_id=company.id) as session:
-        return [p.display_name for p in (await services.search_people(session, query)).items]
+        return [p.display_name for p in (await search.search_people(session, query)).items]
 
 
 async def _indexed(db: Database, query: str | None = None) -> set[int]:
@@ -195,8 +195,8 @@ async def test_another_companys_people_never_appear(
     )
     for query in ("Ångström", "staff engineer", "zoë", "example", "zo"):
         async with db.session(company_id=acme.id) as session:
-            found = await services.search_people(session, query)
-            first = await services.first_matches(session, query)
+            found = await search.search_people(session, query)
+        first = await search.first_matches(db.reader(company_id=acme.id), query)
         assert twin.id not in {p.id for p in [*found.items, *first]}, query
         assert found.total == len(found.items), "counted among the company's people only"
     assert await _names(db, globex, "Ångström") == ["Zoë Ångström"]

@@ -11,7 +11,7 @@ from sqlmodel import col
 from portal.accounts.demo import ensure_demo_company
 from portal.accounts.models import ADMIN, Company, User
 from portal.db import UNSCOPED, Database
-from portal.directory import services
+from portal.directory import search, services
 from portal.settings import Settings
 from tests.conftest import make_company
 from tests.directory.conftest import make_colleague
@@ -43,7 +43,7 @@ async def staff(db: Database, acme: Company, admin: User) -> dict[str, User]:
 
 async def _names(db: Database, company: Company, text: str, **options: str | int) -> list[str]:
     async with db.session(company_id=company.id) as session:
-        page = await services.search_people(session, text, **options)  # type: ignore[arg-type]
+        page = await search.search_people(session, text, **options)  # type: ignore[arg-type]
     return [person.display_name for person in page.items]
 
 
@@ -81,8 +81,8 @@ async def test_search_is_paginated_in_name_order(
     db: Database, acme: Company, staff: dict[str, User]
 ) -> None:
     async with db.session(company_id=acme.id) as session:
-        second = await services.search_people(session, "", page=2, size=3)
-        beyond = await services.search_people(session, "", page=9, size=3)
+        second = await search.search_people(session, "", page=2, size=3)
+        beyond = await search.search_people(session, "", page=9, size=3)
     assert [p.display_name for p in second.items] == ["Mei Tanaka"]
     assert (second.total, second.pages, second.number) == (4, 2, 2)
     assert beyond.number == 2, "a page past the end shows the last one"
@@ -91,10 +91,10 @@ async def test_search_is_paginated_in_name_order(
 async def test_first_matches_are_few_and_need_some_text(
     db: Database, acme: Company, staff: dict[str, User]
 ) -> None:
-    async with db.session(company_id=acme.id) as session:
-        assert await services.first_matches(session, "  ") == []
-        assert len(await services.first_matches(session, "engineer")) == 2
-        found = await services.first_matches(session, "engineer", limit=1)
+    reader = db.reader(company_id=acme.id)
+    assert await search.first_matches(reader, "  ") == []
+    assert len(await search.first_matches(reader, "engineer")) == 2
+    found = await search.first_matches(reader, "engineer", limit=1)
     assert [p.display_name for p in found] == ["Linus Berg"]
 
 
@@ -181,6 +181,6 @@ async def test_the_demo_scales_to_many_distinct_searchable_people(
         ).one()
     assert tuple(counts) == (2000, 2000, 2000, 5, 1)
     async with db.session(company_id=demo.company.id) as session:
-        novaks = await services.search_people(session, "novak")
+        novaks = await search.search_people(session, "novak")
     # Each first name with each last name before any repeats: 40 made-up Novaks, and Lukas.
     assert novaks.total == 41

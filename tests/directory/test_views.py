@@ -93,7 +93,9 @@ async def test_top_bar_suggests_the_first_matches_and_all_results(
         await make_colleague(db, acme, f"s{number}@acme.example", f"Sam Sales {number}")
     response = await viewer_client.get("/people/suggestions?q=sa", headers=HTMX)
     options = re.findall(r'role="option" id="topbar-option-(\w+)"', response.text)
-    assert len(options) == 7 and options[-1] == "all"
+    # Eight people, then "all": the Sams, whose names begin with "sa", before Hannah of Sales.
+    assert len(options) == 9 and options[-1] == "all"
+    assert str(hannah.id) not in options
     assert "See all results for “sa”" in response.text
     assert 'href="http://testserver/people?q=sa"' in response.text
     empty = await viewer_client.get("/people/suggestions?q=zzz", headers=HTMX)

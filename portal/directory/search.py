@@ -1,0 +1,295 @@
+"""Finding colleagues by what they are called, do, belong to, or are written to.
+
+Each word of a search is found, case folded, in a person's name, title, department or email
+(search_index.searchable_text). The people a word of whose name one of the words begins come
+first, then the others, each in name order. The People page and the top bar read their rows
+lean (find_people, first_matches); Company Setup and the meeting picker, which need the ORM's
+entities, read the same people in the same order (search_people).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
+
+from portal.accounts.models import User
+from portal.db import CompanyQuery, CompanyReader
+from portal.directory import search_index
+from portal.pagination import MAX_PAGE, Page
+
+# More words than this add nothing to a name search and only make the query longer.
+MAX_TERMS = 5
+# A list of people shows these; anything else read from a listed person is an error, not a query.
+LISTED_COLUMNS = ("id", "display_name", "title", "department", "email")
+# Company Setup's list of people also shows their role and whether they are active or invited.
+ADMIN_LISTED_COLUMNS = (*LISTED_COLUMNS, "role", "active", "password_hash")
+# Who a search looks among: the directory shows active people; Company Setup everyone, or either.
+ACTIVE, INACTIVE, EVERYONE = "active", "inactive", ""
+STATUSES = (ACTIVE, INACTIVE, EVERYONE)
+
+_USERS = User.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPerson:
+    """A person as the People page and the top bar's suggestions list them."""
+
+    id: int
+    display_name: str
+    title: str
+    department: str
+    email: str
+
+    @property
+    def initial(self) -> str:
+        return self.display_name[:1]
+
+    @property
+    def subtitle(self) -> str:
+        """Title and department, as one line under the name."""
+        return " · ".join(part for part in (self.title, self.department) if part)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a search's statement depends on; all else is parameters."""
+
+    sqlite: bool
+    words: int
+    # SQLite's trigram index picks the candidates (PostgreSQL's planner uses its own unasked).
+    indexed: bool
+    department: bool
+
+    @property
+    def scan(self) -> bool:
+        """On SQLite, no index narrows it: it may read every person of the company."""
+        return self.sqlite and not self.indexed
+
+
+@dataclass(frozen=True)
+class _Search:
+    shape: _Shape
+    params: dict[str, str]
+
+
+def _escaped(word: str) -> str:
+    """`word` in a LIKE pattern (escape character /), its wildcards taken literally."""
+    return word.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _search(sqlite: bool, text: str, department: str, *, indexable: bool = True) -> _Search:
+    # No stored text holds a NUL: PostgreSQL refuses one in a parameter, SQLite's LIKE stops at it.
+    words = text.replace("\x00", " ").split()[:MAX_TERMS]
+    params: dict[str, str] = {}
+    for number, word in enumerate(words):
+        params[f"word{number}"] = f"%{_escaped(word)}%"
+        # A word of the name begins with it: the name is read with a space before it.
+        params[f"start{number}"] = f"% {_escaped(word)}%"
+    # SQLite's trigram index holds active people only.
+    phrases = search_index.phrases(words) if sqlite and indexable else None
+    if phrases is not None:
+        params["phrases"] = phrases
+    if department:
+        params["department"] = department
+    return _Search(_Shape(sqlite, len(words), phrases is not None, bool(department)), params)
+
+
+def _folded(name: str, sqlite: bool) -> ColumnElement[str]:
+    """The parameter `name`, its case folded as the searchable text's is."""
+    value = bindparam(name, type_=String())
+    return value if sqlite else func.lower(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _criteria(shape: _Shape, status: str) -> tuple[ColumnElement[bool], ...]:
+    """People of `status` (and of the department), each word found in their searchable text."""
+    found = [
+        search_index.word_found(User.__table__, f"word{number}", sqlite=shape.sqlite)  # type: ignore[attr-defined]
+        for number in range(shape.words)
+    ]
+    if status != EVERYONE:
+        found.append(_USERS.active.is_(status == ACTIVE))
+    if shape.indexed:
+        # The index picks the candidates, the LIKEs above keep the exact matches.
+        found.append(_USERS.id.in_(search_index.MATCHING_IDS))
+    if shape.department:
+        found.append(_USERS.department == bindparam("department"))
+    return tuple(found)
+
+
+def _ordered(query: Select[Any], shape: _Shape) -> Select[Any]:
+    """Name order; with words, first those a word of whose name one of the words begins."""
+    order: list[ColumnElement[Any]] = [_USERS.display_name, _USERS.id]
+    if shape.words:
+        name = literal_column("' '") + _USERS.display_name
+        if not shape.sqlite:
+            name = func.lower(name)
+        begins = [
+            name.like(_folded(f"start{number}", shape.sqlite), escape="/")
+            for number in range(shape.words)
+        ]
+        # Literals, not parameters: a CompanyQuery is run with the caller's parameters alone.
+        first: ColumnElement[int] = literal_column("0")
+        then: ColumnElement[int] = literal_column("1")
+        order.insert(0, case((or_(*begins), first), else_=then))
+    query = query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+    return _by_id(query, shape)
+
+
+def _by_id(query: Select[Any], shape: _Shape) -> Select[Any]:
+    if not shape.indexed:
+        return query
+    # With no statistics, SQLite would rather scan the company's index and look each row up in
+    # the candidates, a scan as long as the one the index avoids: they are read by id instead.
+    return query.with_hint(User.__table__, "NOT INDEXED", "sqlite")  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _listed(shape: _Shape, counted: bool) -> CompanyQuery:
+    """A page of the People page's search; `counted` adds how many it finds in all."""
+    columns = [_USERS[name] for name in LISTED_COLUMNS]
+    if counted:
+        columns.append(func.count().over().label("total"))
+    return CompanyQuery(
+        User,
+        *columns,
+        where=and_(*_criteria(shape, ACTIVE)),
+        finish=lambda query: _ordered(query, shape),
+        scan=shape.scan,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _listed_count(shape: _Shape) -> CompanyQuery:
+    criteria = and_(*_criteria(shape, ACTIVE))
+    total = func.count().label("total")
+    return CompanyQuery(
+        User, total, where=criteria, finish=lambda query: _by_id(query, shape), scan=shape.scan
+    )
+
+
+async def _page(
+    rows: Callable[[int], Awaitable[list[Any]]],
+    counted: Callable[[Any], int] | None,
+    count: Callable[[], Awaitable[int]],
+    page: int,
+    size: int,
+) -> tuple[list[Any], int, int]:
+    """The rows of page `page` (or of the last page, past it), its number, and the total:
+    `counted` reads it from a row, else the page tells it, else `count` counts."""
+    # Bounded before the first fetch: its offset must fit the databases' integers.
+    number = min(max(1, page), MAX_PAGE)
+    found = await rows(number)
+    total = counted(found[0]) if counted is not None and found else None
+    # A short page tells the total: no second scan to count.
+    if total is None and (0 < len(found) < size or (number == 1 and not found)):
+        total = (number - 1) * size + len(found)
+    if total is None:
+        total = await count()
+    last = max(1, math.ceil(total / size))
+    if number > last:  # past the end: the last page, as for any list
+        number = last
+        found = await rows(number)
+    return found, number, total
+
+
+def _listed_person(row: dict[str, Any]) -> ListedPerson:
+    return ListedPerson(*(row[name] for name in LISTED_COLUMNS))
+
+
+async def find_people(
+    reader: CompanyReader, text: str, *, department: str = "", page: int = 1, size: int = 25
+) -> Page[ListedPerson]:
+    """Active people whose name, email, title or department contain the words of `text`."""
+    search = _search(reader.is_sqlite, text, department)
+    shape = search.shape
+    # Ordering by relevance reads every match already: counting them too costs nothing more.
+    counted = shape.words > 0
+    query = _listed(shape, counted)
+
+    async def rows(number: int) -> list[dict[str, Any]]:
+        offset = (number - 1) * size
+        return await reader.rows(query, limit=size, offset=offset, **search.params)
+
+    async def count() -> int:
+        found = await reader.rows(_listed_count(shape), **search.params)
+        return int(found[0]["total"])
+
+    total_of = (lambda row: int(row["total"])) if counted else None
+    found, number, total = await _page(rows, total_of, count, page, size)
+    return Page([_listed_person(row) for row in found], number, size, total)
+
+
+async def first_matches(reader: CompanyReader, text: str, *, limit: int = 8) -> list[ListedPerson]:
+    """The first few people `text` finds, for the top bar's suggestions (no count needed)."""
+    search = _search(reader.is_sqlite, text, "")
+    if not search.shape.words:
+        return []
+    query = _listed(search.shape, False)
+    found = await reader.rows(query, limit=limit, offset=0, **search.params)
+    return [_listed_person(row) for row in found]
+
+
+@functools.lru_cache(maxsize=64)
+def _entities(shape: _Shape, status: str, columns: tuple[str, ...]) -> Select[Any]:
+    query = (
+        select(User)
+        # What a list of people shows: a search by LIKE alone then reads the index of them
+        # (ix_user_company_directory) alone, never the table's rows.
+        .options(load_only(*(getattr(User, name) for name in columns)))
+        .where(*_criteria(shape, status))
+    )
+    if shape.words:
+        query = query.add_columns(func.count().over())
+    return _ordered(query, shape)
+
+
+async def search_people(
+    session: AsyncSession,
+    text: str,
+    *,
+    department: str = "",
+    status: str = ACTIVE,
+    columns: tuple[str, ...] = LISTED_COLUMNS,
+    page: int = 1,
+    size: int = 25,
+) -> Page[User]:
+    """find_people's search among people of `status` (Company Setup lists the inactive too),
+    as User entities of which only `columns` are loaded."""
+    if status not in STATUSES:
+        raise ValueError(f"no such status: {status!r}")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    search = _search(sqlite, text, department, indexable=status == ACTIVE)
+    shape = search.shape
+    query = _entities(shape, status, columns)
+
+    async def rows(number: int) -> list[Any]:
+        params = {**search.params, "limit": size, "offset": (number - 1) * size}
+        return list((await session.execute(query, params)).all())
+
+    async def count() -> int:
+        matching = _by_id(select(User.id).where(*_criteria(shape, status)), shape)  # type: ignore[call-overload]
+        counting = select(func.count()).select_from(matching.subquery())
+        return int((await session.execute(counting, search.params)).scalar_one())
+
+    total_of = (lambda row: int(row[1])) if shape.words else None
+    found, number, total = await _page(rows, total_of, count, page, size)
+    return Page([row[0] for row in found], number, size, total)
