@@ -51,7 +51,9 @@ class BackendKiller:
         self.matching = matching
         self.armed = 0
         self.killed = 0
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._before)
+        # The ORM's engine, and on PostgreSQL the lean reads' own (Database.reading_engine).
+        for engine in {db.engine, db.reading_engine}:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._before)
 
     def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if self.armed and self.matching in statement:
@@ -138,3 +140,24 @@ async def test_a_lean_page_cut_off_by_the_database_is_read_again_once(
     assert killer.killed == 1
     assert response.status_code == 200, response.text
     assert member.display_name in response.text
+
+
+async def test_lean_reads_after_a_server_restart_are_served(
+    admin_client: PortalClient, db: Database, member: User
+) -> None:
+    """The lean reads' pool pings no connection before a read: every one it holds is dead
+    after a restart, and the first read that finds out makes the pool drop them all."""
+    _postgres_only(db)
+    card = f"/people/{member.id}/card"
+    # Fill the lean reads' pool with several connections, as a busy process has.
+    await asyncio.gather(
+        *(admin_client.get(card, headers={"HX-Request": "true"}) for _ in range(5))
+    )
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    for _ in range(3):
+        response = await admin_client.get(card, headers={"HX-Request": "true"})
+        assert response.status_code == 200, response.text
