@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
 from portal import migrate
+from portal.db import Database
+from portal.directory import search, search_index
+from portal.jobs.worker import libpq_url
+from tests.conftest import make_company, make_user
+from tests.servers import scratch_postgres_database
 
 SEARCH_TRIGGERS = {"people_search_insert", "people_search_update", "people_search_delete"}
 
@@ -69,3 +78,61 @@ def test_the_search_index_is_filled_with_the_active_people_already_there(tmp_pat
             "SELECT rowid FROM people_search WHERE people_search MATCH '\"quill\"'"
         ).fetchall()
     assert found == [(7,)]
+
+
+def _trigram_index(url: str) -> list[str]:
+    with psycopg.connect(libpq_url(url)) as connection:
+        rows = connection.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (search_index.TRIGRAM_INDEX,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_the_trigram_index_is_there_at_head_and_comes_and_goes_with_0012(
+    database_url: str,
+) -> None:
+    if _is_sqlite(database_url):
+        pytest.skip("the trigram index is PostgreSQL's")
+    (definition,) = _trigram_index(database_url)
+    assert "USING gin" in definition and "gin_trgm_ops" in definition
+    config = migrate.alembic_config(database_url)
+    command.downgrade(config, "0011")
+    assert _trigram_index(database_url) == []
+    migrate.upgrade(database_url)
+    assert _trigram_index(database_url) == [definition]
+
+
+async def test_where_pg_trgm_is_refused_the_migration_says_what_to_do_and_search_scans(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not server_url:
+        pytest.skip("pg_trgm is PostgreSQL's: the PostgreSQL pass runs this")
+    # A role that may create tables in the database but not extensions (no CREATE on it).
+    role = f"portal_no_extensions_{secrets.token_hex(3)}"
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}"')
+    try:
+        with scratch_postgres_database(server_url, "portal_migration") as url:
+            with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+                admin.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
+            limited = make_url(url).update_query_dict({"options": f"-c role={role}"})
+            limited_url = limited.render_as_string(hide_password=False)
+            with caplog.at_level(logging.WARNING, logger="alembic.runtime.migration"):
+                migrate.upgrade(limited_url)
+            assert "pg_trgm could not be created" in caplog.text
+            assert "CREATE EXTENSION IF NOT EXISTS pg_trgm" in caplog.text
+            assert f"CREATE INDEX {search_index.TRIGRAM_INDEX}" in caplog.text
+            assert _trigram_index(url) == []
+            command.check(migrate.alembic_config(limited_url))
+            db = Database(limited_url)
+            try:
+                acme = await make_company(db, "Acme")
+                await make_user(db, acme, "zed@acme.example", name="Zed Quill")
+                found = await search.find_people(db.reader(company_id=acme.id or 0), "quill")
+                assert [person.email for person in found.items] == ["zed@acme.example"]
+            finally:
+                await db.dispose()
+    finally:
+        with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')

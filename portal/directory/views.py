@@ -18,7 +18,14 @@ from portal.forms import parse_id, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings.services import may_invite, new_request_key
 from portal.pagination import page_number
-from portal.web import database_of, lean_page, login_required, path_for, redirect, settings_of
+from portal.web import (
+    database_of,
+    lean_page,
+    login_required,
+    path_template,
+    redirect,
+    settings_of,
+)
 
 # Long enough that hovering the same names again costs no request, short enough that an edited
 # title shows up within a minute; private because it is rendered for one viewer.
@@ -48,11 +55,13 @@ class _Listed:
 
 def _listed(request: Request, people: list[ListedPerson]) -> list[_Listed]:
     base = settings_of(request).base_url.rstrip("/")
+    profile = path_template(request, "directory.profile")
+    card = path_template(request, "directory.card")
     return [
         _Listed(
             person,
-            base + path_for(request, "directory.profile", user_id=person.id),
-            base + path_for(request, "directory.card", user_id=person.id),
+            base + profile.format(user_id=person.id),
+            base + card.format(user_id=person.id),
         )
         for person in people
     ]

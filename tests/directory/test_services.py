@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlmodel import col
 
 from portal.accounts.demo import ensure_demo_company
@@ -184,3 +186,57 @@ async def test_the_demo_scales_to_many_distinct_searchable_people(
         novaks = await search.search_people(session, "novak")
     # Each first name with each last name before any repeats: 40 made-up Novaks, and Lukas.
     assert novaks.total == 41
+
+
+async def test_people_a_word_of_whose_name_a_search_word_begins_come_first(
+    db: Database, acme: Company, admin: User
+) -> None:
+    for email, name, title in [
+        ("joanne@acme.example", "Joanne Leeds", "Analyst"),  # "ann" inside a word: after
+        ("lee@acme.example", "Lee Ann Marsh", ""),  # a later word begins with it
+        ("anna@acme.example", "Anna Bell", ""),  # the first word does
+        ("max@acme.example", "Max Planck", "Annual Reports"),  # in the title: after
+        ("ann@acme.example", "ann lee", ""),  # in any case
+    ]:
+        await make_colleague(db, acme, email, name, title=title)
+    found = await _names(db, acme, "ANN")
+    assert found == ["Anna Bell", "Lee Ann Marsh", "ann lee", "Joanne Leeds", "Max Planck"]
+    # Any word of the search counts; then name order among equals.
+    assert await _names(db, acme, "lee ann") == ["Joanne Leeds", "Lee Ann Marsh", "ann lee"]
+    assert await _names(db, acme, "marsh lee") == ["Lee Ann Marsh"]
+    reader = db.reader(company_id=acme.id or 0)
+    listed = await search.find_people(reader, "ann")
+    assert [p.display_name for p in listed.items] == found
+    assert [p.display_name for p in await search.first_matches(reader, "ann", limit=2)] == found[:2]
+
+
+@pytest.fixture
+def lean_statements(db: Database) -> Iterator[list[str]]:
+    """The statements CompanyReader runs: on sqlite3 directly, or on the reading engine."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    connection = db.lean_sqlite_connection()
+    if connection is not None:
+        connection.set_trace_callback(seen.append)
+    event.listen(db.reading_engine.sync_engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(db.reading_engine.sync_engine, "before_cursor_execute", record)
+    if connection is not None:
+        connection.set_trace_callback(None)
+
+
+async def test_a_search_reads_its_page_and_its_count_in_one_statement(
+    db: Database, acme: Company, staff: dict[str, User], lean_statements: list[str]
+) -> None:
+    for number in range(30):
+        await make_colleague(db, acme, f"e{number}@acme.example", f"Eng {number}", title="Eng")
+    reader = db.reader(company_id=acme.id or 0)
+    lean_statements.clear()
+    page = await search.find_people(reader, "eng", size=10)
+    assert (len(page.items), page.total, page.pages) == (10, 32, 4)
+    # (SQLite's trace also shows the FTS5 table's own statements.)
+    searches = [sql for sql in lean_statements if sql.startswith("SELECT users.")]
+    assert len(searches) == 1, lean_statements

@@ -52,6 +52,7 @@ async def test_people_page_is_a_whole_page_and_htmx_gets_only_the_results(
     assert 'data-status="1 person found."' in fragment.text
     assert f'href="http://testserver/people/{hannah.id}"' in fragment.text
     assert f'data-hovercard="http://testserver/people/{hannah.id}/card"' in fragment.text
+    assert '<span class="muted">Account Executive · Sales</span>' in fragment.text
     for response in (page, fragment):
         assert {"HX-Request", "Cookie"} <= _vary(response.headers["vary"])
 
@@ -97,6 +98,7 @@ async def test_top_bar_suggests_the_first_matches_and_all_results(
     assert len(options) == 9 and options[-1] == "all"
     assert str(hannah.id) not in options
     assert "See all results for “sa”" in response.text
+    assert '<span class="muted">Account Executive · Sales</span>' not in response.text
     assert 'href="http://testserver/people?q=sa"' in response.text
     empty = await viewer_client.get("/people/suggestions?q=zzz", headers=HTMX)
     assert re.findall(r'id="topbar-option-(\w+)"', empty.text) == ["all"]
@@ -232,3 +234,18 @@ async def test_a_full_page_of_results_is_counted_and_a_short_one_needs_no_count(
     assert "26–50 of 50" in beyond.text
     short = await viewer_client.get("/people?q=p4", headers=HTMX)  # p40@ to p48@
     assert "1–9 of 9" in short.text
+
+
+@pytest.mark.parametrize("path", ["/people?q=hannah", "/people/suggestions?q=hannah"])
+async def test_search_checks_the_viewer_against_the_database_each_time(
+    viewer_client: PortalClient, db: Database, admin: User, hannah: User, path: str
+) -> None:
+    assert "Hannah Schmidt" in (await viewer_client.get(path, headers=HTMX)).text
+    async with db.session(company_id=admin.company_id, write=True) as session:
+        await session.execute(update(User).where(col(User.id) == admin.id).values(active=False))
+        await session.commit()
+    response = await viewer_client.get(path, headers=HTMX)
+    assert (
+        response.status_code == 204
+        and response.headers["hx-redirect"] == "http://testserver/signin"
+    )
