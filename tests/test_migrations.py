@@ -95,6 +95,7 @@ def test_the_trigram_index_is_there_at_head_and_comes_and_goes_with_0012(
         pytest.skip("the trigram index is PostgreSQL's")
     (definition,) = _trigram_index(database_url)
     assert "USING gin" in definition and "gin_trgm_ops" in definition
+    assert "WITH (fastupdate=off)" in definition
     config = migrate.alembic_config(database_url)
     command.downgrade(config, "0011")
     assert _trigram_index(database_url) == []

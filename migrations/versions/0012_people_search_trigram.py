@@ -32,10 +32,14 @@ log = logging.getLogger("alembic.runtime.migration")
 
 INDEX = "ix_users_search_trigram"
 CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS pg_trgm"
+# fastupdate off: a new person's trigrams go into the index at once, rather than into a pending
+# list that every search reads in full until the next vacuum merges it (measured with 10,000
+# people just added: 9 ms a search, 0.7 ms once merged). People are added rarely; searched for
+# all day.
 CREATE_INDEX = (
     f"CREATE INDEX {INDEX} ON users USING gin ("
     r"lower(display_name || E'\n' || title || E'\n' || department || E'\n' || email) "
-    "gin_trgm_ops)"
+    "gin_trgm_ops) WITH (fastupdate = off)"
 )
 
 
