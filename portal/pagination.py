@@ -24,6 +24,8 @@ class Page(Generic[T]):
     number: int
     size: int
     total: int
+    # The list stopped counting at `total`: there may be more (shown as "1000+").
+    more: bool = False
 
     @property
     def pages(self) -> int:

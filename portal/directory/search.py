@@ -3,8 +3,10 @@
 Each word of a search is found, case folded, in a person's name, title, department or email
 (search_index.searchable_text). The people a word of whose name one of the words begins come
 first, then the others, each in name order. The People page and the top bar read their rows
-lean (find_people, first_matches); Company Setup and the meeting picker, which need the ORM's
-entities, read the same people in the same order (search_people).
+lean (find_people, first_matches), and a search with no word long enough for the trigram
+indexes ranks only the first people it finds (SCAN_LIMIT); Company Setup and the meeting
+picker, which need the ORM's entities, read the same people in the same order, all of them
+(search_people).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -44,6 +47,11 @@ ADMIN_LISTED_COLUMNS = (*LISTED_COLUMNS, "role", "active", "password_hash")
 # Who a search looks among: the directory shows active people; Company Setup everyone, or either.
 ACTIVE, INACTIVE, EVERYONE = "active", "inactive", ""
 STATUSES = (ACTIVE, INACTIVE, EVERYONE)
+# A search none of whose words is long enough for a trigram index ("a", "al": what the top bar
+# asks for at the first keystrokes) reads the people it finds in name order and stops at this
+# many, which it then ranks and counts ("1000+"): in a large company such words find a third
+# of everyone, and ranking them all took 70 to 150 ms a keystroke at 100,000 people.
+SCAN_LIMIT = 1000
 
 _USERS = User.__table__.c  # type: ignore[attr-defined]
 
@@ -74,6 +82,8 @@ class _Shape:
 
     sqlite: bool
     words: int
+    # Some word is long enough for the trigram indexes.
+    trigrams: bool
     # SQLite's trigram index picks the candidates (PostgreSQL's planner uses its own unasked).
     indexed: bool
     department: bool
@@ -82,6 +92,11 @@ class _Shape:
     def scan(self) -> bool:
         """On SQLite, no index narrows it: it may read every person of the company."""
         return self.sqlite and not self.indexed
+
+    @property
+    def limited(self) -> bool:
+        """No index narrows it, and it finds too many to rank them all: see SCAN_LIMIT."""
+        return self.words > 0 and not self.trigrams
 
 
 @dataclass(frozen=True)
@@ -103,13 +118,15 @@ def _search(sqlite: bool, text: str, department: str, *, indexable: bool = True)
         params[f"word{number}"] = f"%{_escaped(word)}%"
         # A word of the name begins with it: the name is read with a space before it.
         params[f"start{number}"] = f"% {_escaped(word)}%"
+    trigrams = search_index.phrases(words) is not None
     # SQLite's trigram index holds active people only.
     phrases = search_index.phrases(words) if sqlite and indexable else None
     if phrases is not None:
         params["phrases"] = phrases
     if department:
         params["department"] = department
-    return _Search(_Shape(sqlite, len(words), phrases is not None, bool(department)), params)
+    shape = _Shape(sqlite, len(words), trigrams, phrases is not None, bool(department))
+    return _Search(shape, params)
 
 
 def _folded(name: str, sqlite: bool) -> ColumnElement[str]:
@@ -135,21 +152,26 @@ def _criteria(shape: _Shape, status: str) -> tuple[ColumnElement[bool], ...]:
     return tuple(found)
 
 
+def _rank(shape: _Shape) -> ColumnElement[int]:
+    """0 for a person a word of whose name one of the words begins, else 1."""
+    name = literal_column("' '") + _USERS.display_name
+    if not shape.sqlite:
+        name = func.lower(name)
+    begins = [
+        name.like(_folded(f"start{number}", shape.sqlite), escape="/")
+        for number in range(shape.words)
+    ]
+    # Literals, not parameters: a CompanyQuery is run with the caller's parameters alone.
+    first: ColumnElement[int] = literal_column("0")
+    then: ColumnElement[int] = literal_column("1")
+    return case((or_(*begins), first), else_=then)
+
+
 def _ordered(query: Select[Any], shape: _Shape) -> Select[Any]:
     """Name order; with words, first those a word of whose name one of the words begins."""
     order: list[ColumnElement[Any]] = [_USERS.display_name, _USERS.id]
     if shape.words:
-        name = literal_column("' '") + _USERS.display_name
-        if not shape.sqlite:
-            name = func.lower(name)
-        begins = [
-            name.like(_folded(f"start{number}", shape.sqlite), escape="/")
-            for number in range(shape.words)
-        ]
-        # Literals, not parameters: a CompanyQuery is run with the caller's parameters alone.
-        first: ColumnElement[int] = literal_column("0")
-        then: ColumnElement[int] = literal_column("1")
-        order.insert(0, case((or_(*begins), first), else_=then))
+        order.insert(0, _rank(shape))
     query = query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
     return _by_id(query, shape)
 
@@ -175,6 +197,29 @@ def _listed(shape: _Shape, counted: bool) -> CompanyQuery:
         finish=lambda query: _ordered(query, shape),
         scan=shape.scan,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _first_found(shape: _Shape) -> CompanyQuery:
+    """The first people a limited search finds (SCAN_LIMIT, as the parameter `limit`), in name
+    order, which the index of the company's people gives, so the read stops there; each with
+    its rank, for them to be ranked in that order."""
+    columns = [*(_USERS[name] for name in LISTED_COLUMNS), _rank(shape).label("rank")]
+    return CompanyQuery(
+        User,
+        *columns,
+        where=and_(*_criteria(shape, ACTIVE)),
+        finish=lambda query: query.order_by(_USERS.display_name, _USERS.id).limit(
+            bindparam("limit")
+        ),
+        scan=True,
+    )
+
+
+async def _ranked_first_found(reader: CompanyReader, search: _Search) -> list[dict[str, Any]]:
+    found = await reader.rows(_first_found(search.shape), limit=SCAN_LIMIT, **search.params)
+    # A stable sort: in name order within each rank, as the database's own order has it.
+    return sorted(found, key=itemgetter("rank"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -215,12 +260,23 @@ def _listed_person(row: dict[str, Any]) -> ListedPerson:
     return ListedPerson(*(row[name] for name in LISTED_COLUMNS))
 
 
+def _page_of(found: list[dict[str, Any]], page: int, size: int) -> Page[ListedPerson]:
+    """Page `page` (or the last) of a limited search's ranked people."""
+    total = len(found)
+    number = min(max(1, page), max(1, math.ceil(total / size)))
+    rows = found[(number - 1) * size : number * size]
+    more = total >= SCAN_LIMIT
+    return Page([_listed_person(row) for row in rows], number, size, total, more=more)
+
+
 async def find_people(
     reader: CompanyReader, text: str, *, department: str = "", page: int = 1, size: int = 25
 ) -> Page[ListedPerson]:
     """Active people whose name, email, title or department contain the words of `text`."""
     search = _search(reader.is_sqlite, text, department)
     shape = search.shape
+    if shape.limited:
+        return _page_of(await _ranked_first_found(reader, search), page, size)
     # Ordering by relevance reads every match already: counting them too costs nothing more.
     counted = shape.words > 0
     query = _listed(shape, counted)
@@ -243,6 +299,8 @@ async def first_matches(reader: CompanyReader, text: str, *, limit: int = 8) -> 
     search = _search(reader.is_sqlite, text, "")
     if not search.shape.words:
         return []
+    if search.shape.limited:
+        return [_listed_person(row) for row in (await _ranked_first_found(reader, search))[:limit]]
     query = _listed(search.shape, False)
     found = await reader.rows(query, limit=limit, offset=0, **search.params)
     return [_listed_person(row) for row in found]

@@ -240,3 +240,32 @@ async def test_a_search_reads_its_page_and_its_count_in_one_statement(
     # (SQLite's trace also shows the FTS5 table's own statements.)
     searches = [sql for sql in lean_statements if sql.startswith("SELECT users.")]
     assert len(searches) == 1, lean_statements
+
+
+async def test_words_too_short_for_an_index_rank_and_count_the_first_people_found(
+    db: Database, acme: Company, admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a search stops at SCAN_LIMIT people, in name order, and says there may be more."""
+    for email, name in [
+        ("b1@acme.example", "Bea Cole"),
+        ("b2@acme.example", "Cole Abbot"),
+        ("b3@acme.example", "Dan Ecole"),
+        ("b4@acme.example", "Zed Cole"),
+    ]:
+        await make_colleague(db, acme, email, name)
+    reader = db.reader(company_id=acme.id or 0)
+    found = await search.find_people(reader, "co", size=2)
+    assert (found.total, found.more) == (4, False)
+    assert [p.display_name for p in found.items] == ["Bea Cole", "Cole Abbot"]
+    monkeypatch.setattr(search, "SCAN_LIMIT", 3)
+    # Bea, Cole and Dan are the first three in name order; of them, Dan ranks last.
+    found = await search.find_people(reader, "co", page=2, size=2)
+    assert (found.total, found.more, found.number) == (3, True, 2)
+    assert [p.display_name for p in found.items] == ["Dan Ecole"]
+    assert [p.display_name for p in await search.first_matches(reader, "co")] == [
+        "Bea Cole",
+        "Cole Abbot",
+        "Dan Ecole",
+    ]
+    beyond = await search.find_people(reader, "co", page=9, size=2)
+    assert (beyond.number, [p.display_name for p in beyond.items]) == (2, ["Dan Ecole"])

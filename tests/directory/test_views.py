@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from portal.accounts.models import Company, User
 from portal.db import Database
+from portal.directory import search
 from tests.conftest import PortalClient, make_company
 from tests.directory.conftest import make_colleague
 
@@ -249,3 +250,12 @@ async def test_search_checks_the_viewer_against_the_database_each_time(
         response.status_code == 204
         and response.headers["hx-redirect"] == "http://testserver/signin"
     )
+
+
+async def test_a_search_that_stopped_counting_says_so(
+    viewer_client: PortalClient, hannah: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "SCAN_LIMIT", 2)
+    fragment = await viewer_client.get("/people?q=a", headers=HTMX)  # Ada, Hannah
+    assert 'data-status="2+ people found."' in fragment.text
+    assert "1–2 of 2+" in fragment.text
