@@ -118,14 +118,15 @@ def _search(sqlite: bool, text: str, department: str, *, indexable: bool = True)
         params[f"word{number}"] = f"%{_escaped(word)}%"
         # A word of the name begins with it: the name is read with a space before it.
         params[f"start{number}"] = f"% {_escaped(word)}%"
-    trigrams = search_index.phrases(words) is not None
+    trigrams = any(len(word) >= search_index.SHORTEST_WORD for word in words)
     # SQLite's trigram index holds active people only.
     phrases = search_index.phrases(words) if sqlite and indexable else None
+    indexed = phrases is not None
     if phrases is not None:
         params["phrases"] = phrases
     if department:
         params["department"] = department
-    shape = _Shape(sqlite, len(words), trigrams, phrases is not None, bool(department))
+    shape = _Shape(sqlite, len(words), trigrams, indexed, bool(department))
     return _Search(shape, params)
 
 
@@ -205,7 +206,7 @@ def _total(shape: _Shape) -> ColumnElement[int]:
         # Counted from the rows read for the page's order anyway.
         return func.count().over().label("total")
     # SQLite's window functions copy every row found into a table of their own: finding them
-    # again to count them costs less (3.3 ms for "novak" among 100,000 people, against 4.1).
+    # again to count them costs less (2.7 ms for "novak" among 100,000 people, against 4.1).
     company = _USERS.company_id == bindparam(COMPANY_PARAM)
     counting = select(func.count()).where(company, *_criteria(shape, ACTIVE)).correlate(None)
     return _by_id(counting, shape).scalar_subquery().label("total")
@@ -289,7 +290,7 @@ async def find_people(
     shape = search.shape
     if shape.limited:
         return _page_of(await _ranked_first_found(reader, search), page, size)
-    # Ordering by relevance reads every match already: counting them too costs nothing more.
+    # Ordering by relevance reads every match already: the count comes in the same statement.
     counted = shape.words > 0
     query = _listed(shape, counted)
 
