@@ -79,7 +79,8 @@ def test_top_bar_suggests_people_and_opens_one_from_the_keyboard(
     expect(listbox).to_be_visible()
     expect(search).to_have_attribute("aria-expanded", "true")
     options = listbox.get_by_role("option")
-    expect(options).to_have_count(7)
+    # Eight of the nine engineers, then "See all results".
+    expect(options).to_have_count(9)
     expect(options.last).to_have_text("See all results for “engineer”")
     search.press("ArrowDown")
     search.press("ArrowDown")
