@@ -54,9 +54,9 @@ def _create_extension(bind: sa.Connection) -> bool:
         database = bind.exec_driver_sql("SELECT current_database()").scalar_one()
         log.warning(
             "people search: pg_trgm could not be created (%s). Search works meanwhile, by "
-            "scanning every person. To index it, ask a superuser to run `%s;` in database %s, "
-            "then run `%s;` there.",
-            str(error.orig).strip(),
+            "scanning every person. To index it, ask a superuser or the database's owner to "
+            "run `%s;` in database %s, then run `%s;` there.",
+            " ".join(str(error.orig).split()),
             CREATE_EXTENSION,
             database,
             CREATE_INDEX,
