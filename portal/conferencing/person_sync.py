@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,11 +97,23 @@ async def request_person_sync(
     return run
 
 
-def _open(settings: Settings, connection: ConferencingConnection) -> Provider:
-    """An adapter over the connection's credentials (UnreadableSecrets)."""
-    return open_provider(
+async def _look_up(
+    settings: Settings,
+    connection: ConferencingConnection,
+    email: str,
+    keep: Callable[[Provider], Awaitable[object]],
+) -> ProviderUser | None:
+    """look_up through an adapter over the connection's credentials (UnreadableSecrets), handed
+    to `keep` once closed, whether the lookup succeeded or not: what the provider renewed on
+    the way (Webex's refresh token) is the only thing that works from then on."""
+    provider = open_provider(
         connection.provider, credentials(settings, connection), settings.provider_endpoints
     )
+    try:
+        return await look_up(provider, email)
+    finally:
+        await provider.aclose()
+        await keep(provider)
 
 
 async def look_up(provider: Provider, email: str) -> ProviderUser | None:
@@ -135,12 +148,12 @@ async def run_person_sync(
         await _fail(db, company_id, run_id, NOT_SERVED)
         return await _reread(db, company_id, run_id)
     try:
-        provider = _open(settings, connection)
-        try:
-            found = await look_up(provider, person.email)
-        finally:
-            await provider.aclose()
-            await _keep_credentials(db, settings, connection, provider)
+        found = await _look_up(
+            settings,
+            connection,
+            person.email,
+            lambda provider: _keep_credentials(db, settings, connection, provider),
+        )
         async with db.transaction(company_id=company_id) as session:
             await _store(session, run_id, connection, person, found)
     except (ConferencingError, UnreadableSecrets) as error:
@@ -274,12 +287,12 @@ async def reassociate(
     credentials the provider renewed on the way, which the caller keeps all the same."""
     label = KINDS[connection.provider].label
     try:
-        provider = _open(settings, connection)
-        try:
-            found = await look_up(provider, person.email)
-        finally:
-            await provider.aclose()
-            await keep_renewed_credentials(session, settings, connection, provider)
+        found = await _look_up(
+            settings,
+            connection,
+            person.email,
+            lambda provider: keep_renewed_credentials(session, settings, connection, provider),
+        )
     except (ConferencingError, UnreadableSecrets) as error:
         raise FormErrors({"form": f"{error} Nothing was changed."}) from None
     if found is None:
