@@ -387,13 +387,12 @@ def _changes(
             decision.manual,
         )
         usable = decision.user_id is not None and not decision.reason
+        if usable and (old is None or old.reason or old.user_id != decision.user_id):
+            changes.newly_mapped += 1
         if old is None:
-            changes.newly_mapped += usable
             changes.inserts.append((user.id, values))
             continue
         still_there += 1
-        if usable and (old.reason or old.user_id != decision.user_id):
-            changes.newly_mapped += 1
         if old[2:] != values:
             changes.updates.append(_bound(old.id, values, now))
     if still_there < len(before):  # some stored users were not read: they left the provider
