@@ -77,6 +77,14 @@ def set_clock_file(path: Path | None) -> None:
     _clock_file = path
 
 
+def like_literal(text: str, escape: str) -> str:
+    """`text` for a LIKE pattern whose escape character is `escape`: its wildcards (and that
+    character) taken literally."""
+    return (
+        text.replace(escape, escape + escape).replace("%", escape + "%").replace("_", escape + "_")
+    )
+
+
 def utcnow() -> dt.datetime:
     now = dt.datetime.now(dt.UTC)
     return now if _clock_file is None else now + _offset(_clock_file)

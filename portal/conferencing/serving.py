@@ -20,7 +20,7 @@ from portal.conferencing.models import (
     ConferencingLogin,
     ConnectionMember,
 )
-from portal.db import add_or_find
+from portal.db import add_or_find, like_literal
 from portal.forms import FormErrors
 from portal.pagination import Page, paginate
 
@@ -56,8 +56,7 @@ def like_pattern(search: str) -> str | None:
     words = search.strip().lower()
     if not words:
         return None
-    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return "%" + like_literal(words, "\\") + "%"
 
 
 def person_matches(pattern: str) -> Any:

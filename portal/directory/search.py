@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
 from portal.accounts.models import User
-from portal.db import COMPANY_PARAM, CompanyQuery, CompanyReader
+from portal.db import COMPANY_PARAM, CompanyQuery, CompanyReader, like_literal
 from portal.directory import search_index
 from portal.pagination import MAX_PAGE, Page
 
@@ -105,19 +105,14 @@ class _Search:
     params: dict[str, str]
 
 
-def _escaped(word: str) -> str:
-    """`word` in a LIKE pattern (escape character /), its wildcards taken literally."""
-    return word.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
 def _search(sqlite: bool, text: str, department: str, *, indexable: bool = True) -> _Search:
     # No stored text holds a NUL: PostgreSQL refuses one in a parameter, SQLite's LIKE stops at it.
     words = text.replace("\x00", " ").split()[:MAX_TERMS]
     params: dict[str, str] = {}
     for number, word in enumerate(words):
-        params[f"word{number}"] = f"%{_escaped(word)}%"
+        params[f"word{number}"] = f"%{like_literal(word, '/')}%"
         # A word of the name begins with it: the name is read with a space before it.
-        params[f"start{number}"] = f"% {_escaped(word)}%"
+        params[f"start{number}"] = f"% {like_literal(word, '/')}%"
     trigrams = any(len(word) >= search_index.SHORTEST_WORD for word in words)
     # SQLite's trigram index holds active people only.
     phrases = search_index.phrases(words) if sqlite and indexable else None
