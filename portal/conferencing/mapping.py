@@ -54,19 +54,17 @@ class Person(NamedTuple):
 
 
 class Stored(NamedTuple):
-    """A provider account row as stored before this sync (the columns sync compares)."""
+    """A provider account row as stored before this sync: what matching reads, the room link
+    (which a list without one keeps), and a digest of every column sync writes, by which sync
+    tells an unchanged row without holding its text (60 MB for 100,000 users)."""
 
     provider_user_id: str
     id: int
-    email: str
-    email_key: str
-    name: str
-    status: str
-    licensed: bool
     room_url: str
     user_id: int | None
     reason: str
     manual: bool
+    digest: int
 
 
 class Decision(NamedTuple):

@@ -50,7 +50,7 @@ def seen(user_id: str, email: str, status: str = "active", licensed: bool = True
 
 
 def stored(user_id: str, person: int | None, *, manual: bool = False, reason: str = "") -> Stored:
-    return Stored(user_id, 1, "", "", "", "active", True, "", person, reason, manual)
+    return Stored(user_id, 1, "", person, reason, manual, 0)
 
 
 def decided(*args: object) -> dict[str, tuple[int | None, str, bool]]:
@@ -136,8 +136,7 @@ _HAND = st.dictionaries(st.sampled_from(["z1", "z2", "z3", "z4"]), st.none() | s
 
 def _as_stored(decisions: list[Decision]) -> dict[str, Stored]:
     return {
-        d.user.id: Stored(d.user.id, 1, "", d.key, "", "", True, "", d.user_id, d.reason, d.manual)
-        for d in decisions
+        d.user.id: Stored(d.user.id, 1, "", d.user_id, d.reason, d.manual, 0) for d in decisions
     }
 
 

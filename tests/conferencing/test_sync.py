@@ -622,3 +622,31 @@ async def test_a_room_link_asked_for_when_hosting_survives_the_next_sync(
         again = await resolve_room(session, zoom_settings, admin)
     assert again.url == room.url
     assert zoom.count("GET", f"/v2/users/{ada['id']}") == asked
+
+
+async def test_a_sync_writes_only_the_users_that_changed_and_a_gone_user_keeps_their_details(
+    db: Database, zoom_settings: Settings, zoom: ZoomAccount, acme: Company, people: dict[str, User]
+) -> None:
+    bob = zoom.add_user("bob@acme.example", "Bob", "Baker")
+    carl = zoom.add_user("carl@acme.example", "Carl")
+    dora = zoom.add_user("dora@acme.example", "Dora")
+    await _connect(db, zoom_settings, acme)
+    await _sync(db, zoom_settings, acme)
+    before = await _accounts(db, acme)
+    zoom.set_status(carl["id"], "inactive")
+    zoom.remove_user(dora["id"])
+
+    run = await _sync(db, zoom_settings, acme)
+
+    assert run.status == SUCCEEDED, run.error
+    after = await _accounts(db, acme)
+    assert after[bob["id"]].updated_at == before[bob["id"]].updated_at
+    assert (after[carl["id"]].status, after[carl["id"]].user_id) == ("inactive", people["carl"].id)
+    assert after[carl["id"]].updated_at > before[carl["id"]].updated_at
+    gone = after[dora["id"]]
+    assert (gone.user_id, gone.reason, gone.email, gone.name) == (
+        None,
+        GONE,
+        "dora@acme.example",
+        "Dora",
+    )
