@@ -150,7 +150,7 @@ def run_portal(
         "agenda": f"/calendar?view=agenda&date={today}",
         "feed": f"/calendar/feed/{token}.ics",
     }
-    command = uvicorn_command("portal.asgi:app", port, args.workers)
+    command = uvicorn_command("portal.asgi:app", port, args.workers, args.loop)
     with serving(command, env, port, data_dir / f"portal-{label}.log") as url:
         cookie = {"Cookie": sign_in(url)}
         sizes = {}
@@ -228,7 +228,8 @@ def main() -> None:
     print(
         f"{args.people} people; {args.events} events ({args.recurring} weekly series) of one "
         f"person; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s; uvicorn --workers "
-        f"{args.workers} --loop uvloop --http httptools; response bytes {sizes}"
+        f"{args.workers} --http httptools, --loop {args.loop} (baseline: uvloop); response bytes "
+        f"{sizes}"
     )
     for label, (loads, _, feed_ms) in runs.items():
         report(label, baseline, loads, feed_ms)

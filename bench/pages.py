@@ -1,13 +1,15 @@
 """The directory's pages under load, each against a baseline measured in the same run.
 
     .venv/bin/python bench/pages.py [--people 10000] [--seconds 10] [--connections 50]
-        [--pages card,profile,search,suggestions,search-page]
+        [--pages card,profile,search,suggestions,search-page] [--loop uvloop]
         [--database-url postgresql://postgres@127.0.0.1/test]
 
 Builds the demo company with `--people` people in a fresh SQLite database, serves the portal and a
-baseline app with the same uvicorn settings (uvloop, httptools, one worker per core), signs in,
-and loads each page with wrk: the hover card (an htmx fragment), a profile, and directory search
-(the results fragment that typing fetches, the top bar's suggestions, and the whole page). With
+baseline app with the same uvicorn settings (httptools, one worker per core; the portal on the
+event loop `portal serve` runs unless --loop says otherwise, the baseline on uvloop, its
+fastest), signs in, and loads each page with wrk: the hover card (an htmx fragment), a profile,
+and directory search (the results fragment that typing fetches, the top bar's suggestions, and
+the whole page). With
 `--database-url` (a server where a scratch database can be created) it does the same on
 PostgreSQL, against the same baseline. The baseline for each page is a bare Starlette endpoint
 rendering a Jinja template of the same output size from one raw sqlite3 query by primary key: no
@@ -51,6 +53,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from portal.db import sync_url
+from portal.event_loop import UVICORN_LOOP
 from tests.servers import scratch_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,11 +140,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def uvicorn_command(app: str, port: int, workers: int) -> list[str]:
-    """The same server settings for the portal and the baseline."""
+def uvicorn_command(app: str, port: int, workers: int, loop: str = "uvloop") -> list[str]:
+    """The same server settings for the portal and the baseline, but the event loop: the
+    baseline's is uvloop, its fastest; the portal's is the one `portal serve` runs."""
     return [
         sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+        "--workers", str(workers), "--loop", loop, "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
 
@@ -283,6 +287,11 @@ def load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--loop",
+        default=UVICORN_LOOP,
+        help="the portal's event loop (uvicorn's --loop; the baseline's is uvloop)",
+    )
 
 
 def directory_pages(user_id: int, cookie: dict[str, str], names: list[str]) -> list[Page]:
@@ -304,7 +313,7 @@ def run_portal(
     and its load."""
     build_demo(args.people, env)
     user_id = pick_person(database_url, args.people)
-    command = uvicorn_command("portal.asgi:app", port, args.workers)
+    command = uvicorn_command("portal.asgi:app", port, args.workers, args.loop)
     log = Path(env["PORTAL_DATA_DIR"]) / f"portal-{label}.log"
     with serving(command, env, port, log) as url:
         pages = directory_pages(user_id, {"Cookie": sign_in(url)}, args.pages.split(","))
@@ -361,7 +370,7 @@ def main() -> None:
     print(
         f"\n{args.people} people; person {user_id}; search {SEARCH!r}; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.seconds}s; uvicorn --workers {args.workers} "
-        f"--loop uvloop --http httptools; response bytes {sizes}"
+        f"--http httptools, --loop {args.loop} (baseline: uvloop); response bytes {sizes}"
     )
     targets = targets_for(args.people)
     for label, loads in runs.items():

@@ -21,6 +21,7 @@ from portal.accounts.demo import DEMO_PASSWORD, PEOPLE, ensure_demo_company
 from portal.accounts.forms import clean_person
 from portal.accounts.models import ADMIN, MEMBER, Company
 from portal.db import UNSCOPED, Database, set_clock_file
+from portal.event_loop import UVICORN_LOOP
 from portal.forms import FormErrors
 from portal.jobs.schema import apply_procrastinate_schema
 from portal.logs import TEXT_FORMAT, configure_logging
@@ -78,6 +79,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int | None = None)
         host=host,
         port=port,
         workers=workers,
+        loop=UVICORN_LOOP,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted,
         log_level=settings.log_level.lower(),

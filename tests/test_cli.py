@@ -124,6 +124,13 @@ def test_serve_runs_one_process_on_sqlite_unless_told(
     assert _served(monkeypatch, "--workers", "1")[0]["workers"] == 1
 
 
+def test_serve_runs_the_portals_event_loop(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal.event_loop import UVICORN_LOOP
+
+    monkeypatch.delenv("PORTAL_BASE_URL", raising=False)
+    assert _served(monkeypatch)[0]["loop"] == UVICORN_LOOP
+
+
 def test_serve_runs_two_processes_on_postgresql_unless_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

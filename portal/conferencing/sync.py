@@ -352,9 +352,10 @@ async def _stored(conn: AsyncConnection, connection: ConferencingConnection) -> 
     stored: dict[str, Stored] = {}
     result = await conn.stream(query.execution_options(yield_per=STORED_BATCH))
     async for rows in result.partitions():
-        for row in rows:
-            # Stored's fields between its ids and its digest are the last four written.
-            stored[row[0]] = Stored(*row[:2], *row[-4:], _digest(tuple(row[2:])))
+        for key, row_id, *written in rows:
+            room_url, user_id, reason, manual = written[-4:]
+            digest = _digest(tuple(written))
+            stored[key] = Stored(key, row_id, room_url, user_id, reason, manual, digest)
     return stored
 
 
