@@ -14,7 +14,9 @@ the whole page). With
 PostgreSQL, against the same baseline. The baseline for each page is a bare Starlette endpoint
 rendering a Jinja template of the same output size from one raw sqlite3 query by primary key: no
 ORM, no session, no middleware. Prints requests/s, p50 and p99, and each page's share of its
-baseline, with the targets for the size measured (TARGETS).
+baseline, with the targets for the size measured (TARGETS); with `--database-url`, also the same
+baseline reading PostgreSQL through psycopg (postgresql_baseline_app): the ceiling of a page on
+PostgreSQL on this machine.
 
 Needs wrk (Debian's package; `make bench` installs it when run as root).
 """
@@ -41,18 +43,20 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import jinja2
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from portal.db import sync_url
+from portal.db import libpq_conninfo, sync_url
 from portal.event_loop import UVICORN_LOOP
 from tests.servers import scratch_postgres_database
 
@@ -118,6 +122,47 @@ def baseline_app() -> Starlette:
         return HTMLResponse(template.render(person=person, filler=filler))
 
     return Starlette(routes=[Route("/{page}/{user_id:int}", page)])
+
+
+def postgresql_baseline_app() -> Starlette:
+    """The same ceiling on PostgreSQL, read by psycopg from a pool of connections, as the
+    portal's lean reads are: what a page on PostgreSQL could reach at best on this machine,
+    whose cores the database's processes share. Not a target's baseline: printed beside.
+
+    Served by uvicorn's --factory from BENCH_POSTGRESQL (a libpq URL) and BENCH_SIZES."""
+    pool = AsyncConnectionPool(
+        os.environ["BENCH_POSTGRESQL"], min_size=1, max_size=10, open=False,
+        kwargs={"autocommit": True},
+    )  # fmt: skip
+    template = jinja2.Environment(autoescape=True).from_string(BASELINE_TEMPLATE)
+    sizes: dict[str, int] = json.loads(os.environ["BENCH_SIZES"])
+    query = (
+        "SELECT id, display_name, title, department, email, phone, time_zone "
+        "FROM users WHERE id = %s"
+    )
+    fillers: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await pool.open()
+        async with pool.connection() as connection:
+            cursor = connection.cursor(row_factory=dict_row)
+            sample = await (await cursor.execute(query, (1,))).fetchone()
+        empty = len(template.render(person=sample, filler=0).encode())
+        line = len(template.render(person=sample, filler=1).encode()) - empty
+        fillers.update({page: max(0, round((size - empty) / line)) for page, size in sizes.items()})
+        yield
+        await pool.close()
+
+    async def page(request: Request) -> HTMLResponse:
+        async with pool.connection() as connection:
+            cursor = connection.cursor(row_factory=dict_row)
+            await cursor.execute(query, (int(request.path_params["user_id"]),))
+            person = await cursor.fetchone()
+        filler = fillers[request.path_params["page"]]
+        return HTMLResponse(template.render(person=person, filler=filler))
+
+    return Starlette(routes=[Route("/{page}/{user_id:int}", page)], lifespan=lifespan)
 
 
 @dataclass(frozen=True)
@@ -350,23 +395,22 @@ def main() -> None:
             "SQLite", env, f"sqlite:///{database}", portal_port, args
         )
         runs = {"SQLite": sqlite_loads}
+        ceiling: dict[str, Load] = {}
+        sized = {"BENCH_SIZES": json.dumps(sizes)}
         if args.database_url:
             with scratch_postgres_database(args.database_url, "portal_bench_pages") as url:
                 pg_env = env | {"PORTAL_DATABASE_URL": url}
                 pg_env["PORTAL_SECRET_KEY"] = secrets.token_urlsafe(48)
-                runs["PostgreSQL"] = run_portal("PostgreSQL", pg_env, url, portal_port, args)[2]
-        baseline_env = env | {"BENCH_DATABASE": str(database), "BENCH_SIZES": json.dumps(sizes)}
-        # As bench.pages from the project's root: bench/ itself on the path would put
-        # bench/calendar.py in the standard library's place.
-        baseline_command = [
-            *uvicorn_command("bench.pages:baseline_app", baseline_port, args.workers),
-            "--factory",
-        ]
-        log = Path(tmp) / "baseline.log"
-        with serving(baseline_command, baseline_env, baseline_port, log) as baseline_url:
-            baseline = {
-                name: measure(f"{baseline_url}/{name}/{user_id}", {}, args) for name in sizes
-            }
+                pg_user, _, runs["PostgreSQL"] = run_portal(
+                    "PostgreSQL", pg_env, url, portal_port, args
+                )
+                ceiling_env = env | sized | {"BENCH_POSTGRESQL": libpq_conninfo(url)}
+                app = "bench.pages:postgresql_baseline_app"
+                ceiling = measure_baseline(app, ceiling_env, pg_user, baseline_port, tmp, args)
+        baseline_env = env | sized | {"BENCH_DATABASE": str(database)}
+        baseline = measure_baseline(
+            "bench.pages:baseline_app", baseline_env, user_id, baseline_port, tmp, args
+        )
     print(
         f"\n{args.people} people; person {user_id}; search {SEARCH!r}; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.seconds}s; uvicorn --workers {args.workers} "
@@ -376,6 +420,35 @@ def main() -> None:
     for label, loads in runs.items():
         rows = [(name, baseline[name], load) for name, load in loads.items()]
         report(label, rows, targets)
+    if ceiling:
+        print(
+            "\nThe baseline read from PostgreSQL by psycopg (the most a page on PostgreSQL can do "
+            "on this machine),\nas a share of the baseline above:"
+        )
+        for name, load in ceiling.items():
+            share = load.requests_per_second / baseline[name].requests_per_second
+            print(
+                f"{name:<14}{'ceiling':<10}{load.requests_per_second:>9.0f}{load.p50_ms:>9.2f}"
+                f"{load.p99_ms:>9.2f}  {share:.2f}"
+            )
+
+
+def measure_baseline(
+    app: str,
+    env: dict[str, str],
+    user_id: int,
+    port: int,
+    tmp: str,
+    args: argparse.Namespace,
+) -> dict[str, Load]:
+    """Each page's baseline (`app`, a factory), for the person `user_id`."""
+    # As bench.pages from the project's root: bench/ itself on the path would put
+    # bench/calendar.py in the standard library's place.
+    command = [*uvicorn_command(app, port, args.workers), "--factory"]
+    log = Path(tmp) / f"{app.rpartition(':')[2]}.log"
+    sizes: dict[str, int] = json.loads(env["BENCH_SIZES"])
+    with serving(command, env, port, log) as url:
+        return {name: measure(f"{url}/{name}/{user_id}", {}, args) for name in sizes}
 
 
 if __name__ == "__main__":

@@ -14,11 +14,14 @@ config = context.config
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     """Only our models' tables: not procrastinate's (`portal db upgrade` applies them), nor the
-    people search indexes, which migrations keep by hand: 0005's FTS5 table and its shadow
-    tables on SQLite (autogenerate sees no triggers, so those need no filter), and 0012's
-    trigram index on PostgreSQL, which exists only where pg_trgm could be created."""
+    people search's own, which migrations keep by hand: 0005's FTS5 table and its shadow
+    tables on SQLite (autogenerate sees no triggers, so those need no filter), and on
+    PostgreSQL 0013's stored search text, in no model, and its trigram index, which exists
+    only where pg_trgm could be created."""
     if type_ == "index":
         return name != search_index.TRIGRAM_INDEX
+    if type_ == "column":
+        return name != search_index.SEARCH_TEXT
     if type_ != "table" or name is None:
         return True
     return not (name.startswith("procrastinate_") or search_index.is_part_of_index(name))

@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import DateTime, Select, Table, bindparam, event, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -275,6 +278,20 @@ class CompanyQuery:
         self.sqlite_results = tuple(
             (key, process) for key, process in zip(self.keys, results, strict=True) if process
         )
+        # The same for psycopg on PostgreSQL, whose parameters are named (%(name)s).
+        postgresql = PGDialect_psycopg()
+        compiled = statement.compile(dialect=postgresql)
+        self.postgresql_sql = str(compiled)
+        self.postgresql_binds = tuple(
+            (name, process)
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(postgresql).bind_processor(postgresql))
+        )
+        self.postgresql_results = tuple(
+            (key, process)
+            for key, column in zip(self.keys, statement.selected_columns, strict=True)
+            if (process := column.type.dialect_impl(postgresql).result_processor(postgresql, None))
+        )
 
 
 class CompanyReader:
@@ -286,7 +303,8 @@ class CompanyReader:
     and ROLLBACK) cost ten times that. Keep it for lookups by key and reads of few rows: a
     query that may scan says so (`CompanyQuery(..., scan=True)`) and runs on the engine's
     connection, on aiosqlite's thread, where it holds up no other request of the process. On
-    PostgreSQL every query runs on the engine's connection, whose I/O does not block the loop.
+    PostgreSQL every query runs on a psycopg connection of Database.reading_engine's pool, whose
+    I/O does not block the loop.
     """
 
     def __init__(self, db: Database, company_id: int) -> None:
@@ -315,7 +333,9 @@ class CompanyReader:
                 for key, process in query.sqlite_results:
                     row[key] = process(row[key])
             return rows
-        async with self._db.reading_engine.connect() as async_connection:
+        if not self._db.is_sqlite:
+            return await self._db.read_postgresql(query, params)
+        async with self._db.engine.connect() as async_connection:
             result = await async_connection.execute(query.statement, params)
             return [dict(row._mapping) for row in result]
 
@@ -365,23 +385,39 @@ def create_sqlite_file(url: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-# Lean reads wait for one of these connections rather than open more: connections beyond a
-# pool's size are closed as they come back, and opening one starts a server process, which
-# under load costs more than the reads themselves (measured: one new connection every seven
-# hover cards with SQLAlchemy's default 5 + 10 overflow). A request that waits past the pool's
-# timeout is answered 503 (database_unavailable). Ten a process: 25 cards at once served as
-# fast as with 20, and two web processes (with the ORM's 5 + 10 each) and the workers stay
-# within PostgreSQL's default of 100 connections.
+# Lean reads wait for one of these connections rather than open more: opening one starts a
+# server process, which under load costs more than the reads themselves (measured: one new
+# connection every seven hover cards with SQLAlchemy's default 5 + 10 overflow). A request that
+# waits past the pool's timeout is answered 503 (database_unavailable). Ten a process: 25 cards
+# at once served as fast as with 20, and two web processes (with the ORM's 5 + 10 each) and the
+# workers stay within PostgreSQL's default of 100 connections.
 READING_POOL_SIZE = 10
 
 
-def _reading_engine(url: str, echo: bool) -> AsyncEngine:
-    """PostgreSQL's engine for CompanyReader: a statement a read, and nothing else.
+def libpq_conninfo(database_url: str) -> str:
+    """The database URL as psycopg and procrastinate take it: libpq's key=value string (a URL
+    would do but for its query: SQLAlchemy writes a space there as "+", which libpq keeps)."""
+    url = make_url(database_url)
+    parts: dict[str, str | int | None] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    for key, value in url.query.items():
+        parts[key] = value if isinstance(value, str) else value[-1]  # libpq takes one of each
+    return make_conninfo("", **{key: value for key, value in parts.items() if value is not None})
 
-    No transaction around it (BEGIN, and a ROLLBACK on return to the pool, are two round trips
-    more than the query), and no ping before it: its reads run in web.read_again_once, which
-    reads again on a fresh connection when the server dropped the one the pool handed out.
-    """
+
+def _reading_engine(url: str, echo: bool) -> AsyncEngine:
+    """PostgreSQL's pool for CompanyReader, whose reads run on its psycopg connections directly
+    (Database.read_postgresql): a statement a read, and nothing else. No transaction around it
+    (BEGIN, and a ROLLBACK on return to the pool, are two round trips more than the query), no
+    ping before it (its reads run in web.read_again_once, which reads again on a fresh
+    connection when the server dropped the one the pool handed out), and none of SQLAlchemy's
+    execution, which cost more than the query: 209 us a hover card's read through it, 150 us
+    on its connection's psycopg."""
     return create_async_engine(
         async_url(url),
         echo=echo,
@@ -448,6 +484,33 @@ class Database:
             connection.execute("PRAGMA query_only=ON")
             self._lean = connection
         return self._lean
+
+    async def read_postgresql(
+        self, query: CompanyQuery, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """CompanyReader's read on PostgreSQL; psycopg's errors raised as SQLAlchemy's, which
+        the web layer answers (read again once, or 503)."""
+        for name, process in query.postgresql_binds:
+            params[name] = process(params[name])
+        async with self.reading_engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(raw, psycopg.AsyncConnection)
+            try:
+                cursor = await raw.execute(query.postgresql_sql, params)
+                found = await cursor.fetchall()
+            except psycopg.Error as error:
+                if isinstance(error, psycopg.OperationalError):
+                    # The server dropped this connection, and with a restart its pooled
+                    # siblings too, as SQLAlchemy's own execution would assume.
+                    await connection.invalidate()
+                    await self.reading_engine.dispose()
+                sql = query.postgresql_sql
+                raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+        rows = [dict(zip(query.keys, row, strict=True)) for row in found]
+        for row in rows:
+            for key, process in query.postgresql_results:
+                row[key] = process(row[key])
+        return rows
 
     async def dispose(self) -> None:
         if self._lean is not None:

@@ -14,8 +14,7 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 
 from portal.accounts.models import User
-from portal.db import Database
-from portal.jobs.worker import libpq_url
+from portal.db import Database, libpq_conninfo
 from tests.conftest import PortalClient
 
 UNREACHABLE = "postgresql://portal@127.0.0.1:1/portal"  # nothing listens on port 1
@@ -44,21 +43,32 @@ async def test_an_unreachable_database_is_a_503_with_retry_after(
 
 class BackendKiller:
     """Terminates the connection a statement is about to run on, from another connection, as
-    a database restart or an idle-connection killer would."""
+    a database restart or an idle-connection killer would: the ORM's statements, and with
+    `lean` (a MonkeyPatch) the lean reads' too, which run on psycopg connections of their own."""
 
-    def __init__(self, db: Database, matching: str) -> None:
-        self.conninfo = libpq_url(db.url)
+    def __init__(self, db: Database, matching: str, lean: pytest.MonkeyPatch | None = None) -> None:
+        self.conninfo = libpq_conninfo(db.url)
         self.matching = matching
         self.armed = 0
         self.killed = 0
-        # The ORM's engine, and on PostgreSQL the lean reads' own (Database.reading_engine).
-        for engine in {db.engine, db.reading_engine}:
-            event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._before)
+        if lean is not None:
+            execute = psycopg.AsyncConnection.execute
+
+            async def killing_execute(
+                connection: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any
+            ) -> Any:
+                self._kill(connection.info.backend_pid, str(query))
+                return await execute(connection, query, *args, **kwargs)
+
+            lean.setattr(psycopg.AsyncConnection, "execute", killing_execute)
 
     def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._kill(conn.connection.driver_connection.info.backend_pid, statement)
+
+    def _kill(self, pid: int, statement: str) -> None:
         if self.armed and self.matching in statement:
             self.armed -= 1
-            pid = conn.connection.driver_connection.info.backend_pid
             with psycopg.connect(self.conninfo, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             self.killed += 1
@@ -104,7 +114,7 @@ async def test_pages_survive_backends_terminated_during_requests(
     requests a 500. Here every 0.25 s, five page reads at a time."""
     _postgres_only(db)
     stop = threading.Event()
-    conninfo = libpq_url(db.url)
+    conninfo = libpq_conninfo(db.url)
 
     def terminate_backends() -> None:
         with psycopg.connect(conninfo, autocommit=True) as admin:
@@ -131,10 +141,10 @@ async def test_pages_survive_backends_terminated_during_requests(
 
 
 async def test_a_lean_page_cut_off_by_the_database_is_read_again_once(
-    admin_client: PortalClient, db: Database, member: User
+    admin_client: PortalClient, db: Database, member: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _postgres_only(db)
-    killer = BackendKiller(db, "FROM users")
+    killer = BackendKiller(db, "FROM users", lean=monkeypatch)
     killer.armed = 1
     response = await admin_client.get(f"/people/{member.id}/card", headers={"HX-Request": "true"})
     assert killer.killed == 1
@@ -153,7 +163,7 @@ async def test_lean_reads_after_a_server_restart_are_served(
     await asyncio.gather(
         *(admin_client.get(card, headers={"HX-Request": "true"}) for _ in range(5))
     )
-    with psycopg.connect(libpq_url(db.url), autocommit=True) as admin:
+    with psycopg.connect(libpq_conninfo(db.url), autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import bindparam, select, text
 from sqlmodel import col
 
 from portal import migrate
 from portal.accounts.models import Company, User
-from portal.db import UNSCOPED, CompanyQuery, Database, UnscopedQuery
+from portal.db import UNSCOPED, CompanyQuery, Database, UnscopedQuery, libpq_conninfo
 from portal.meetings.models import Meeting
 from tests.conftest import make_company, make_user
 
@@ -88,3 +89,16 @@ async def test_a_database_opened_first_by_the_app_is_private_too(tmp_path: Path)
     finally:
         await db.dispose()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_database_url_is_handed_to_psycopg_as_libpq_reads_it() -> None:
+    # SQLAlchemy writes a space in the query as "+", which libpq would keep: "-c+role=...".
+    url = "postgresql+psycopg://ann%40ops:p%20w@db.internal:6432/portal?options=-c+role%3Dreader"
+    assert conninfo_to_dict(libpq_conninfo(url)) == {
+        "host": "db.internal",
+        "port": "6432",
+        "user": "ann@ops",
+        "password": "p w",
+        "dbname": "portal",
+        "options": "-c role=reader",
+    }

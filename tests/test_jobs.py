@@ -482,7 +482,7 @@ async def _fail_then_recover(
     app: Starlette, admin_client: PortalClient, db: Database, settings: Settings
 ) -> None:
     queued = await _company_with_mail(db, settings)
-    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(settings.database_url))
+    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_conninfo(settings.database_url))
     async with procrastinate_app(connector, JOBS).open_async() as procrastinate_jobs:
         worker_mode = ProcrastinateJobs(procrastinate_jobs, db)
         state = State({"jobs": worker_mode})
@@ -539,7 +539,7 @@ def test_db_upgrade_applies_procrastinate_once_and_autogenerate_ignores_it() -> 
         migrate.upgrade(url)
         assert apply_procrastinate_schema(url) == ["schema.sql"]
         assert apply_procrastinate_schema(url) == []
-        with psycopg.connect(jobs.libpq_url(url)) as connection:
+        with psycopg.connect(jobs.libpq_conninfo(url)) as connection:
             stamp = connection.execute(
                 "SELECT obj_description('procrastinate_jobs'::regclass, 'pg_class')"
             ).fetchone()
@@ -670,7 +670,7 @@ async def _queue_bulk(db: Database, url: str, smtp: SmtpServer) -> None:
     async with db.session(company_id=UNSCOPED) as session:
         acme = (await session.execute(select(Company))).scalar_one()
     await queue_mail(db, settings, acme, QUEUED_DIRECTLY)
-    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_conninfo(url))
     async with procrastinate_app(connector, JOBS).open_async() as app:
         await jobs.defer(State({"jobs": ProcrastinateJobs(app, db)}), SEND_OUTBOX)
 
@@ -705,7 +705,7 @@ async def test_jobs_left_running_by_a_dead_worker_are_run_again(settings: Settin
         held = dataclasses.replace(settings, database_url=url)
         probe = Probe()
         reminders = (Job("send_reminders", probe.run),)
-        connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+        connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_conninfo(url))
         async with procrastinate_app(connector, reminders).open_async() as app:
             deferrer = app.configure_task("send_reminders", queueing_lock="send_reminders:5")
             stalled = await deferrer.defer_async(event_id=5)
@@ -726,7 +726,7 @@ async def test_jobs_left_running_by_a_dead_worker_are_run_again(settings: Settin
             await app.configure_task("retry_stalled_jobs").defer_async(timestamp=0)
         await jobs.run_worker(held, reminders, wait=False)  # the fresh run, and the check
         await jobs.run_worker(held, reminders, wait=False)  # the stalled run, back in the queue
-        with psycopg.connect(jobs.libpq_url(url)) as check:
+        with psycopg.connect(jobs.libpq_conninfo(url)) as check:
             statuses = check.execute(
                 "SELECT id, status FROM procrastinate_jobs WHERE task_name = 'send_reminders'"
             ).fetchall()

@@ -105,7 +105,7 @@ async def test_portal_worker_logs_each_job_run(tmp_path: Path, log_format: str) 
         worker = start_portal(env, tmp_path, "worker", "worker")
         try:
             await asyncio.to_thread(wait_for_log, worker, "Starting worker")
-            connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+            connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_conninfo(url))
             async with procrastinate_app(connector, features.jobs()).open_async() as app:
                 # The worker's own first run may still be queued under the job's lock: then that
                 # run is the one logged.

@@ -15,9 +15,8 @@ from alembic import command
 from sqlalchemy.engine import make_url
 
 from portal import migrate
-from portal.db import Database
+from portal.db import Database, libpq_conninfo
 from portal.directory import search, search_index
-from portal.jobs.worker import libpq_url
 from tests.conftest import make_company, make_user
 from tests.servers import scratch_postgres_database
 
@@ -80,27 +79,36 @@ def test_the_search_index_is_filled_with_the_active_people_already_there(tmp_pat
     assert found == [(7,)]
 
 
-def _trigram_index(url: str) -> list[str]:
-    with psycopg.connect(libpq_url(url)) as connection:
+def _index_definitions(url: str, name: str) -> list[str]:
+    with psycopg.connect(libpq_conninfo(url)) as connection:
         rows = connection.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (search_index.TRIGRAM_INDEX,)
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (name,)
         ).fetchall()
     return [row[0] for row in rows]
 
 
-def test_the_trigram_index_is_there_at_head_and_comes_and_goes_with_0012(
+def _trigram_index(url: str) -> list[str]:
+    return _index_definitions(url, search_index.TRIGRAM_INDEX)
+
+
+def test_the_search_text_and_its_trigram_index_are_there_at_head_and_come_and_go_with_0013(
     database_url: str,
 ) -> None:
     if _is_sqlite(database_url):
         pytest.skip("the trigram index is PostgreSQL's")
     (definition,) = _trigram_index(database_url)
-    assert "USING gin" in definition and "gin_trgm_ops" in definition
+    assert "USING gin (search_text gin_trgm_ops)" in definition
     assert "WITH (fastupdate=off)" in definition
     config = migrate.alembic_config(database_url)
-    command.downgrade(config, "0011")
+    command.downgrade(config, "0012")
     assert _trigram_index(database_url) == []
+    (expression,) = _index_definitions(database_url, "ix_users_search_trigram")
+    assert "lower(" in expression
+    command.downgrade(config, "0011")
+    assert _index_definitions(database_url, "ix_users_search_trigram") == []
     migrate.upgrade(database_url)
     assert _trigram_index(database_url) == [definition]
+    assert _index_definitions(database_url, "ix_users_search_trigram") == []
 
 
 async def test_where_pg_trgm_is_refused_the_migration_says_what_to_do_and_search_scans(
@@ -111,11 +119,11 @@ async def test_where_pg_trgm_is_refused_the_migration_says_what_to_do_and_search
         pytest.skip("pg_trgm is PostgreSQL's: the PostgreSQL pass runs this")
     # A role that may create tables in the database but not extensions (no CREATE on it).
     role = f"portal_no_extensions_{secrets.token_hex(3)}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+    with psycopg.connect(libpq_conninfo(server_url), autocommit=True) as admin:
         admin.execute(f'CREATE ROLE "{role}"')
     try:
         with scratch_postgres_database(server_url, "portal_migration") as url:
-            with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+            with psycopg.connect(libpq_conninfo(url), autocommit=True) as admin:
                 admin.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
             limited = make_url(url).update_query_dict({"options": f"-c role={role}"})
             limited_url = limited.render_as_string(hide_password=False)
@@ -135,5 +143,5 @@ async def test_where_pg_trgm_is_refused_the_migration_says_what_to_do_and_search
             finally:
                 await db.dispose()
     finally:
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+        with psycopg.connect(libpq_conninfo(server_url), autocommit=True) as admin:
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')

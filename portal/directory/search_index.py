@@ -9,11 +9,13 @@ a word of three characters or more reads its candidates from the index instead o
   the active people of every company. It knows no company, so a search only ever uses it inside
   a query of `users`, where the session's company criterion applies; and since its trigrams
   fold case more widely than SQLite's LIKE, it only narrows: the LIKE conditions still decide.
-- PostgreSQL: migration 0012 creates a GIN index with pg_trgm's `gin_trgm_ops` over the
-  expression `searchable_text` builds, and the search's LIKE conditions are on that same
-  expression, which is what lets the planner use it. The index belongs to the table, so no
-  trigger keeps it and no rebuild of the table forgets it. Where pg_trgm could not be created
-  the index is missing, and the same query scans: slower, same results.
+- PostgreSQL: the same text is a stored generated column, `users.search_text` (migration 0013;
+  PostgreSQL computes it on every insert and update), with a GIN index of pg_trgm's
+  `gin_trgm_ops` on it, and the search's LIKE conditions are on that column. The column and
+  its index belong to the table, so no trigger keeps them and no rebuild of the table forgets
+  them. Where pg_trgm could not be created the index is missing, and the same query scans the
+  column: slower, same results. The column is in no model (SQLite has no such column): the
+  search names it, and migrations/env.py leaves it out of autogenerate's comparison.
 
 Where the two databases differ: PostgreSQL's lower() folds the case of any letter, SQLite's LIKE
 only of ASCII letters, so on SQLite "émile" does not find "Émile" (it does find "Émile" typed
@@ -39,8 +41,9 @@ from sqlalchemy.sql.expression import TableClause
 NAME = "people_search"
 # A trigram index can find nothing shorter than three characters: such words are left to LIKE.
 SHORTEST_WORD = 3
-# PostgreSQL's trigram index of searchable_text (migration 0012).
-TRIGRAM_INDEX = "ix_users_search_trigram"
+# PostgreSQL's stored searchable text and its trigram index (migration 0013).
+SEARCH_TEXT = "search_text"
+TRIGRAM_INDEX = "ix_users_search_text_trigram"
 
 _index = table(NAME, column("rowid"), column(NAME))
 
@@ -52,14 +55,9 @@ def is_part_of_index(name: str) -> bool:
 
 def searchable_text(users: TableClause) -> ColumnElement[str]:
     """PostgreSQL's searchable text: name, title, department and email in one string,
-    lower-cased, exactly as migration 0012's index has it."""
-    # A line break between fields: search words are split on whitespace and never hold one, so
-    # none matches across two fields.
-    separator: ColumnElement[str] = literal_column("E'\\n'")
-    text: ColumnElement[str] = users.c.display_name
-    for field in (users.c.title, users.c.department, users.c.email):
-        text = text + separator + field
-    return func.lower(text)
+    lower-cased, a line break between fields (search words are split on whitespace and never
+    hold one, so none matches across two fields): the stored column of migration 0013."""
+    return literal_column(f"{users.name}.{SEARCH_TEXT}", String())
 
 
 def word_found(users: TableClause, parameter: str, *, sqlite: bool) -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from typing import Any
 import procrastinate
 from starlette.datastructures import State
 
+from portal.db import libpq_conninfo
 from portal.jobs.base import (
     RETRY_ATTEMPTS,
     RETRY_BASE_SECONDS,
@@ -33,7 +34,6 @@ from portal.jobs.in_process import InProcessRunner
 from portal.jobs.worker import (
     JobsUnavailable,
     ProcrastinateJobs,
-    libpq_url,
     procrastinate_app,
     run_worker,
 )
@@ -51,7 +51,7 @@ __all__ = [
     "defer",
     "defer_after_commit",
     "health",
-    "libpq_url",
+    "libpq_conninfo",
     "procrastinate_app",
     "run_worker",
     "start",
@@ -65,7 +65,7 @@ async def start(env: JobEnv, jobs: Sequence[Job]) -> JobRunner:
     runner: InProcessRunner | ProcrastinateJobs
     if env.settings.jobs_runner == "worker":
         connector = procrastinate.PsycopgConnector(
-            conninfo=libpq_url(env.settings.database_url), min_size=1, max_size=2
+            conninfo=libpq_conninfo(env.settings.database_url), min_size=1, max_size=2
         )
         app = procrastinate_app(connector, jobs)
         await app.open_async()

@@ -17,7 +17,7 @@ import psycopg
 from procrastinate.schema import SchemaManager
 from psycopg import sql
 
-from portal.jobs.worker import libpq_url
+from portal.db import libpq_conninfo
 
 _LOCK = 72_620_511  # a transaction advisory lock: two release steps at once take turns
 _STAMP = re.compile(r"procrastinate (\d+\.\d+\.\d+)")
@@ -46,7 +46,7 @@ def apply_procrastinate_schema(database_url: str) -> list[str]:
     """Create procrastinate's tables or bring them to the installed version; what was applied."""
     installed = procrastinate.__version__
     folder = Path(SchemaManager.get_migrations_path())
-    with psycopg.connect(libpq_url(database_url)) as connection:  # one transaction
+    with psycopg.connect(libpq_conninfo(database_url)) as connection:  # one transaction
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         exists, stamp = connection.execute(
             "SELECT to_regclass('procrastinate_jobs') IS NOT NULL,"

@@ -14,9 +14,8 @@ import procrastinate
 from procrastinate import signals
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from portal.db import Database
+from portal.db import Database, libpq_conninfo
 from portal.jobs.base import (
     RETRY_ATTEMPTS,
     RETRY_BASE_SECONDS,
@@ -31,11 +30,6 @@ from portal.mail.interfaces import MailSender
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def libpq_url(database_url: str) -> str:
-    """The database URL as psycopg and procrastinate take it (no SQLAlchemy driver name)."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def procrastinate_app(
@@ -228,7 +222,7 @@ async def run_worker(
     db = Database(settings.database_url)
     env = JobEnv(db, settings, new_mail_sender or (lambda: None))
     connector = procrastinate.PsycopgConnector(
-        conninfo=libpq_url(settings.database_url), min_size=1, max_size=concurrency + 3
+        conninfo=libpq_conninfo(settings.database_url), min_size=1, max_size=concurrency + 3
     )
     app = procrastinate_app(connector, jobs)
     try:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select
 from sqlmodel import col
@@ -211,19 +212,29 @@ async def test_people_a_word_of_whose_name_a_search_word_begins_come_first(
 
 
 @pytest.fixture
-def lean_statements(db: Database) -> Iterator[list[str]]:
-    """The statements CompanyReader runs: on sqlite3 directly, or on the reading engine."""
+def lean_statements(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The statements CompanyReader runs: on sqlite3 directly, or on psycopg's connections."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
+    execute = psycopg.AsyncConnection.execute
+
+    async def recording_execute(
+        connection: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        seen.append(str(query))
+        return await execute(connection, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", recording_execute)
     connection = db.lean_sqlite_connection()
     if connection is not None:
         connection.set_trace_callback(seen.append)
-    event.listen(db.reading_engine.sync_engine, "before_cursor_execute", record)
+    # A memory database reads on the ORM's engine.
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
     yield seen
-    event.remove(db.reading_engine.sync_engine, "before_cursor_execute", record)
+    event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     if connection is not None:
         connection.set_trace_callback(None)
 

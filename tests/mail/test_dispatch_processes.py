@@ -158,7 +158,7 @@ def postgres_only() -> None:
 
 
 async def defer_send(db: Database, url: str) -> None:
-    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_url(url))
+    connector = procrastinate.PsycopgConnector(conninfo=jobs.libpq_conninfo(url))
     async with procrastinate_app(connector, JOBS).open_async() as app:
         await jobs.defer(State({"jobs": ProcrastinateJobs(app, db)}), SEND_OUTBOX)
 
