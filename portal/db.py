@@ -388,10 +388,13 @@ def create_sqlite_file(url: str) -> None:
 # Lean reads wait for one of these connections rather than open more: opening one starts a
 # server process, which under load costs more than the reads themselves (measured: one new
 # connection every seven hover cards with SQLAlchemy's default 5 + 10 overflow). A request that
-# waits past the pool's timeout is answered 503 (database_unavailable). Ten a process: 25 cards
-# at once served as fast as with 20, and two web processes (with the ORM's 5 + 10 each) and the
-# workers stay within PostgreSQL's default of 100 connections.
-READING_POOL_SIZE = 10
+# waits past the pool's timeout is answered 503 (database_unavailable). Four a process: more
+# reads at once only wait in the database server's scheduler instead of in this pool's queue,
+# which serves them in turn (measured with 100,000 people, two web processes: searches at
+# p99 270 to 320 ms with 4, 326 to 675 ms with 10, at the same rate; cards 61 to 67 ms
+# against 88 to 91 ms), and two web processes and two workers stay within PostgreSQL's
+# default of 100 connections.
+READING_POOL_SIZE = 4
 
 
 def libpq_conninfo(database_url: str) -> str:
