@@ -45,6 +45,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import jinja2
@@ -99,6 +100,21 @@ BASELINE_TEMPLATE = """<!doctype html>
 """
 
 
+# The baseline's one read, by primary key; the placeholder is the driver's.
+BASELINE_QUERY = (
+    "SELECT id, display_name, title, department, email, phone, time_zone FROM users WHERE id = "
+)
+
+
+def _fillers(template: jinja2.Template, sample: Any) -> dict[str, int]:
+    """How many filler lines make each page's baseline as large as the page (BENCH_SIZES:
+    page -> bytes), rendered for the person `sample`."""
+    sizes: dict[str, int] = json.loads(os.environ["BENCH_SIZES"])
+    empty = len(template.render(person=sample, filler=0).encode())
+    line = len(template.render(person=sample, filler=1).encode()) - empty
+    return {page: max(0, round((size - empty) / line)) for page, size in sizes.items()}
+
+
 def baseline_app() -> Starlette:
     """The ceiling: one sqlite3 lookup by primary key and one template, sized like each page.
 
@@ -106,15 +122,8 @@ def baseline_app() -> Starlette:
     connection = sqlite3.connect(os.environ["BENCH_DATABASE"], check_same_thread=False)
     connection.row_factory = sqlite3.Row
     template = jinja2.Environment(autoescape=True).from_string(BASELINE_TEMPLATE)
-    sizes: dict[str, int] = json.loads(os.environ["BENCH_SIZES"])
-    query = (
-        "SELECT id, display_name, title, department, email, phone, time_zone "
-        "FROM users WHERE id = ?"
-    )
-    sample = connection.execute(query, (1,)).fetchone()
-    empty = len(template.render(person=sample, filler=0).encode())
-    line = len(template.render(person=sample, filler=1).encode()) - empty
-    fillers = {page: max(0, round((size - empty) / line)) for page, size in sizes.items()}
+    query = BASELINE_QUERY + "?"
+    fillers = _fillers(template, connection.execute(query, (1,)).fetchone())
 
     async def page(request: Request) -> HTMLResponse:
         person = connection.execute(query, (int(request.path_params["user_id"]),)).fetchone()
@@ -135,32 +144,26 @@ def postgresql_baseline_app() -> Starlette:
         kwargs={"autocommit": True},
     )  # fmt: skip
     template = jinja2.Environment(autoescape=True).from_string(BASELINE_TEMPLATE)
-    sizes: dict[str, int] = json.loads(os.environ["BENCH_SIZES"])
-    query = (
-        "SELECT id, display_name, title, department, email, phone, time_zone "
-        "FROM users WHERE id = %s"
-    )
+    query = BASELINE_QUERY + "%s"
     fillers: dict[str, int] = {}
+
+    async def person(user_id: int) -> dict[str, Any] | None:
+        async with pool.connection() as connection:
+            cursor = connection.cursor(row_factory=dict_row)
+            await cursor.execute(query, (user_id,))
+            return await cursor.fetchone()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await pool.open()
-        async with pool.connection() as connection:
-            cursor = connection.cursor(row_factory=dict_row)
-            sample = await (await cursor.execute(query, (1,))).fetchone()
-        empty = len(template.render(person=sample, filler=0).encode())
-        line = len(template.render(person=sample, filler=1).encode()) - empty
-        fillers.update({page: max(0, round((size - empty) / line)) for page, size in sizes.items()})
+        fillers.update(_fillers(template, await person(1)))
         yield
         await pool.close()
 
     async def page(request: Request) -> HTMLResponse:
-        async with pool.connection() as connection:
-            cursor = connection.cursor(row_factory=dict_row)
-            await cursor.execute(query, (int(request.path_params["user_id"]),))
-            person = await cursor.fetchone()
+        found = await person(int(request.path_params["user_id"]))
         filler = fillers[request.path_params["page"]]
-        return HTMLResponse(template.render(person=person, filler=filler))
+        return HTMLResponse(template.render(person=found, filler=filler))
 
     return Starlette(routes=[Route("/{page}/{user_id:int}", page)], lifespan=lifespan)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -271,13 +271,7 @@ class CompanyQuery:
         self.sqlite_binds = tuple(
             (index, process) for index, process in enumerate(binds) if process is not None
         )
-        results = (
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in statement.selected_columns
-        )
-        self.sqlite_results = tuple(
-            (key, process) for key, process in zip(self.keys, results, strict=True) if process
-        )
+        self.sqlite_results = self._result_processors(dialect)
         # The same for psycopg on PostgreSQL, whose parameters are named (%(name)s).
         postgresql = PGDialect_psycopg()
         compiled = statement.compile(dialect=postgresql)
@@ -287,11 +281,26 @@ class CompanyQuery:
             for name, bind in compiled.binds.items()
             if (process := bind.type.dialect_impl(postgresql).bind_processor(postgresql))
         )
-        self.postgresql_results = tuple(
+        self.postgresql_results = self._result_processors(postgresql)
+
+    def _result_processors(self, dialect: Dialect) -> tuple[tuple[str, Callable[..., Any]], ...]:
+        """The selected columns' result processors on `dialect`, by key: only those there are."""
+        return tuple(
             (key, process)
-            for key, column in zip(self.keys, statement.selected_columns, strict=True)
-            if (process := column.type.dialect_impl(postgresql).result_processor(postgresql, None))
+            for key, column in zip(self.keys, self.statement.selected_columns, strict=True)
+            if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
         )
+
+    def as_rows(
+        self, found: Sequence[Sequence[Any]], processors: tuple[tuple[str, Callable[..., Any]], ...]
+    ) -> list[dict[str, Any]]:
+        """The driver's rows as dicts of the selected columns, each value processed as the
+        engine would (`processors`: sqlite_results or postgresql_results)."""
+        rows = [dict(zip(self.keys, row, strict=True)) for row in found]
+        for row in rows:
+            for key, process in processors:
+                row[key] = process(row[key])
+        return rows
 
 
 class CompanyReader:
@@ -328,11 +337,7 @@ class CompanyReader:
             for index, process in query.sqlite_binds:
                 values[index] = process(values[index])
             found = connection.execute(query.sqlite_sql, values).fetchall()
-            rows = [dict(zip(query.keys, row, strict=True)) for row in found]
-            for row in rows:
-                for key, process in query.sqlite_results:
-                    row[key] = process(row[key])
-            return rows
+            return query.as_rows(found, query.sqlite_results)
         if not self._db.is_sqlite:
             return await self._db.read_postgresql(query, params)
         async with self._db.engine.connect() as async_connection:
@@ -509,11 +514,7 @@ class Database:
                     await self.reading_engine.dispose()
                 sql = query.postgresql_sql
                 raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
-        rows = [dict(zip(query.keys, row, strict=True)) for row in found]
-        for row in rows:
-            for key, process in query.postgresql_results:
-                row[key] = process(row[key])
-        return rows
+        return query.as_rows(found, query.postgresql_results)
 
     async def dispose(self) -> None:
         if self._lean is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,22 @@ def new_client(app: Starlette) -> Iterator[Any]:
         return clients[-1]
 
     yield make
+
+
+def before_lean_reads(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[psycopg.AsyncConnection[Any], str], None]
+) -> None:
+    """Calls `before` with the connection and the statement of each PostgreSQL lean read
+    (CompanyReader), which runs on psycopg itself, out of SQLAlchemy's events' sight."""
+    execute = psycopg.AsyncConnection.execute
+
+    async def watched_execute(
+        connection: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        before(connection, str(query))
+        return await execute(connection, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", watched_execute)
 
 
 async def make_company(db: Database, name: str = "Acme", slug: str | None = None) -> Company:

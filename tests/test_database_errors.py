@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from portal.accounts.models import User
 from portal.db import Database, libpq_conninfo
-from tests.conftest import PortalClient
+from tests.conftest import PortalClient, before_lean_reads
 
 UNREACHABLE = "postgresql://portal@127.0.0.1:1/portal"  # nothing listens on port 1
 
@@ -53,15 +53,9 @@ class BackendKiller:
         self.killed = 0
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._before)
         if lean is not None:
-            execute = psycopg.AsyncConnection.execute
-
-            async def killing_execute(
-                connection: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any
-            ) -> Any:
-                self._kill(connection.info.backend_pid, str(query))
-                return await execute(connection, query, *args, **kwargs)
-
-            lean.setattr(psycopg.AsyncConnection, "execute", killing_execute)
+            before_lean_reads(
+                lean, lambda conn, statement: self._kill(conn.info.backend_pid, statement)
+            )
 
     def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self._kill(conn.connection.driver_connection.info.backend_pid, statement)

@@ -71,6 +71,14 @@ async def _seed(db: Database) -> Company:
     return company
 
 
+@pytest.fixture
+async def seeded(db: Database, sqlite_db: Database) -> tuple[Company, Company]:
+    """The same company of PEOPLE on PostgreSQL and on SQLite (in the PostgreSQL pass only)."""
+    if db.is_sqlite:
+        pytest.skip("compares with PostgreSQL: the PostgreSQL pass runs this")
+    return await _seed(db), await _seed(sqlite_db)
+
+
 def _more_queries(count: int = 40) -> Iterator[str]:
     """Slices of what people hold, one or two, in their own case or in ASCII's other."""
     rng = random.Random(15)
@@ -98,11 +106,9 @@ async def _found(db: Database, company: Company, query: str) -> tuple[object, ..
 
 
 async def test_both_databases_find_the_same_people_in_the_same_order(
-    db: Database, sqlite_db: Database
+    db: Database, sqlite_db: Database, seeded: tuple[Company, Company]
 ) -> None:
-    if db.is_sqlite:
-        pytest.skip("compares with PostgreSQL: the PostgreSQL pass runs this")
-    on_postgresql, on_sqlite = await _seed(db), await _seed(sqlite_db)
+    on_postgresql, on_sqlite = seeded
     queries = list(dict.fromkeys([*QUERIES, *_more_queries()]))
     differing = []
     for query in queries:
@@ -115,11 +121,9 @@ async def test_both_databases_find_the_same_people_in_the_same_order(
 
 
 async def test_postgresql_alone_folds_the_case_of_letters_beyond_ascii(
-    db: Database, sqlite_db: Database
+    db: Database, sqlite_db: Database, seeded: tuple[Company, Company]
 ) -> None:
-    if db.is_sqlite:
-        pytest.skip("compares with PostgreSQL: the PostgreSQL pass runs this")
-    on_postgresql, on_sqlite = await _seed(db), await _seed(sqlite_db)
+    on_postgresql, on_sqlite = seeded
     for query in ("émile", "ZOË"):
         found = await search.find_people(db.reader(company_id=on_postgresql.id or 0), query)
         assert found.total == 1, query

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import event, func, select
 from sqlmodel import col
@@ -16,7 +15,7 @@ from portal.accounts.models import ADMIN, Company, User
 from portal.db import UNSCOPED, Database
 from portal.directory import search, services
 from portal.settings import Settings
-from tests.conftest import make_company
+from tests.conftest import before_lean_reads, make_company
 from tests.directory.conftest import make_colleague
 
 
@@ -219,15 +218,7 @@ def lean_statements(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[l
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    execute = psycopg.AsyncConnection.execute
-
-    async def recording_execute(
-        connection: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        seen.append(str(query))
-        return await execute(connection, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", recording_execute)
+    before_lean_reads(monkeypatch, lambda _conn, statement: seen.append(statement))
     connection = db.lean_sqlite_connection()
     if connection is not None:
         connection.set_trace_callback(seen.append)
