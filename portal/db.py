@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg_pool
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import DateTime, Select, Table, bindparam, event, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -303,6 +305,10 @@ class CompanyQuery:
         return rows
 
 
+# A CompanyQuery and the parameters to run it with (CompanyReader.rows_together).
+Read = tuple[CompanyQuery, dict[str, Any]]
+
+
 class CompanyReader:
     """Runs CompanyQuery selects for one company; `Database.reader` is the only way to open one.
 
@@ -328,9 +334,26 @@ class CompanyReader:
 
     async def rows(self, query: CompanyQuery, **params: Any) -> list[dict[str, Any]]:
         """The rows `query` finds among the company's, as dicts of the selected columns."""
+        [found] = await self.rows_together((query, params))
+        return found
+
+    async def rows_together(self, *reads: Read) -> list[list[dict[str, Any]]]:
+        """The rows of each read, in order, as `rows` finds them; on PostgreSQL sent together,
+        in one round trip on one connection (psycopg's pipeline mode): for a page whose reads
+        do not depend on each other."""
+        scoped = [(query, self._scoped(params)) for query, params in reads]
+        if not self._db.is_sqlite:
+            return await self._db.read_postgresql(scoped)
+        return [await self._read_sqlite(query, params) for query, params in scoped]
+
+    def _scoped(self, params: dict[str, Any]) -> dict[str, Any]:
         if COMPANY_PARAM in params:
             raise UnscopedQuery("the company comes from the reader, never from the caller")
-        params[COMPANY_PARAM] = self.company_id
+        return {**params, COMPANY_PARAM: self.company_id}
+
+    async def _read_sqlite(
+        self, query: CompanyQuery, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         connection = None if query.scan else self._db.lean_sqlite_connection()
         if connection is not None:
             values = [params[name] for name in query.sqlite_params]
@@ -338,8 +361,6 @@ class CompanyReader:
                 values[index] = process(values[index])
             found = connection.execute(query.sqlite_sql, values).fetchall()
             return query.as_rows(found, query.sqlite_results)
-        if not self._db.is_sqlite:
-            return await self._db.read_postgresql(query, params)
         async with self._db.engine.connect() as async_connection:
             result = await async_connection.execute(query.statement, params)
             return [dict(row._mapping) for row in result]
@@ -418,20 +439,22 @@ def libpq_conninfo(database_url: str) -> str:
     return make_conninfo("", **{key: value for key, value in parts.items() if value is not None})
 
 
-def _reading_engine(url: str, echo: bool) -> AsyncEngine:
-    """PostgreSQL's pool for CompanyReader, whose reads run on its psycopg connections directly
-    (Database.read_postgresql): a statement a read, and nothing else. No transaction around it
-    (BEGIN, and a ROLLBACK on return to the pool, are two round trips more than the query), no
-    ping before it (its reads run in web.read_again_once, which reads again on a fresh
+def _reading_pool(url: str) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    """PostgreSQL's connections for CompanyReader, whose reads run on psycopg directly
+    (Database.read_postgresql): a statement a read, and nothing else. No transaction around
+    it (BEGIN, and a ROLLBACK on return to the pool, are two round trips more than the query),
+    no ping before it (its reads run in web.read_again_once, which reads again on a fresh
     connection when the server dropped the one the pool handed out), and none of SQLAlchemy's
-    execution, which cost more than the query: 209 us a hover card's read through it, 150 us
-    on its connection's psycopg."""
-    return create_async_engine(
-        async_url(url),
-        echo=echo,
-        isolation_level="AUTOCOMMIT",
-        pool_size=READING_POOL_SIZE,
-        max_overflow=0,
+    execution or pool, which cost more than the query: a hover card's three reads took 1.00 ms
+    of the process's CPU through SQLAlchemy's pool (its checkout and return each a greenlet
+    switch), 0.80 ms through psycopg_pool's. Opened as load needs them, none kept idle."""
+    return AsyncConnectionPool(
+        libpq_conninfo(url),
+        min_size=0,
+        max_size=READING_POOL_SIZE,
+        kwargs={"autocommit": True},
+        name="portal-lean-reads",
+        open=False,
     )
 
 
@@ -450,7 +473,7 @@ class Database:
             create_sqlite_file(url)
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
-        self.reading_engine = self.engine if self.is_sqlite else _reading_engine(url, echo)
+        self._reading_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._lean: sqlite3.Connection | None = None
@@ -493,33 +516,55 @@ class Database:
             self._lean = connection
         return self._lean
 
-    async def read_postgresql(
-        self, query: CompanyQuery, params: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """CompanyReader's read on PostgreSQL; psycopg's errors raised as SQLAlchemy's, which
-        the web layer answers (read again once, or 503)."""
-        for name, process in query.postgresql_binds:
-            params[name] = process(params[name])
-        async with self.reading_engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert isinstance(raw, psycopg.AsyncConnection)
-            try:
-                cursor = await raw.execute(query.postgresql_sql, params)
-                found = await cursor.fetchall()
-            except psycopg.Error as error:
-                if isinstance(error, psycopg.OperationalError):
-                    # The server dropped this connection, and with a restart its pooled
-                    # siblings too, as SQLAlchemy's own execution would assume.
-                    await connection.invalidate()
-                    await self.reading_engine.dispose()
-                sql = query.postgresql_sql
-                raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
-        return query.as_rows(found, query.postgresql_results)
+    async def read_postgresql(self, reads: list[Read]) -> list[list[dict[str, Any]]]:
+        """CompanyReader's reads on PostgreSQL, on one connection, more than one in a pipeline;
+        psycopg's errors raised as SQLAlchemy's, which the web layer answers (read again once,
+        or 503)."""
+        for query, params in reads:
+            for name, process in query.postgresql_binds:
+                params[name] = process(params[name])
+        pool = await self._reading_connections()
+        try:
+            async with pool.connection() as connection:
+                if len(reads) == 1:
+                    [(query, params)] = reads
+                    cursors = [await connection.execute(query.postgresql_sql, params)]
+                else:
+                    async with connection.pipeline():
+                        cursors = [
+                            await connection.execute(query.postgresql_sql, params)
+                            for query, params in reads
+                        ]
+                found = [await cursor.fetchall() for cursor in cursors]
+        except psycopg.Error as error:
+            if isinstance(error, psycopg.OperationalError) and not isinstance(
+                error, psycopg_pool.PoolTimeout
+            ):
+                # The server dropped this connection (the pool discards it), and with a
+                # restart its idle siblings too: those are tried now, not by the next reads.
+                await pool.check()
+            statement = ";\n".join(query.postgresql_sql for query, _ in reads)
+            raise DBAPIError.instance(statement, reads[0][1], error, psycopg.Error) from error
+        return [
+            query.as_rows(rows, query.postgresql_results)
+            for (query, _), rows in zip(reads, found, strict=True)
+        ]
+
+    async def _reading_connections(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        """The lean reads' pool, opened on the first read (on the loop that serves them)."""
+        if self._reading_pool is None:
+            self._reading_pool = _reading_pool(self.url)
+        if self._reading_pool.closed:
+            await self._reading_pool.open()
+        return self._reading_pool
 
     async def dispose(self) -> None:
+        """Close every connection; the next query opens new ones."""
         if self._lean is not None:
             self._lean.close()
             self._lean = None
         await self.engine.dispose()
-        if self.reading_engine is not self.engine:
-            await self.reading_engine.dispose()
+        # A closed psycopg pool cannot be opened again: the next read makes a new one.
+        pool, self._reading_pool = self._reading_pool, None
+        if pool is not None:
+            await pool.close()

@@ -42,6 +42,8 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # psycopg_pool tells of each connection it lends and takes back at INFO: lines a read.
+    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
     for name in UVICORN_LOGGERS:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):

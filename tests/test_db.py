@@ -56,6 +56,29 @@ async def test_the_caller_cannot_name_another_company(
         await reader.rows(BY_IDS, a=admin.id, b=admin.id, company_id=globex.id)
 
 
+async def test_reads_together_are_each_its_own_read_of_the_company(
+    db: Database, acme: Company, admin: User, member: User
+) -> None:
+    globex = await make_company(db, "Globex")
+    outsider = await make_user(db, globex, "eve@globex.example", name="Eve Outsider")
+    reader = db.reader(company_id=acme.id or 0)
+    found = await reader.rows_together(
+        (BY_IDS, {"a": member.id, "b": outsider.id}),
+        (BY_IDS, {"a": outsider.id, "b": outsider.id}),
+        (BY_IDS, {"a": admin.id, "b": admin.id}),
+    )
+    assert found == [
+        [{"id": member.id, "display_name": member.display_name}],
+        [],
+        [{"id": admin.id, "display_name": "Ada Admin"}],
+    ]
+    with pytest.raises(UnscopedQuery):
+        await reader.rows_together(
+            (BY_IDS, {"a": admin.id, "b": admin.id}),
+            (BY_IDS, {"a": outsider.id, "b": outsider.id, "company_id": globex.id}),
+        )
+
+
 @pytest.mark.parametrize("company_id", [None, UNSCOPED, "1", True])
 async def test_a_reader_needs_a_company_id(db: Database, company_id: Any) -> None:
     with pytest.raises(UnscopedQuery):

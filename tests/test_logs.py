@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from portal import features, jobs, migrate
 from portal.jobs.schema import apply_procrastinate_schema
 from portal.jobs.worker import procrastinate_app
+from portal.logs import configure_logging
 from tests.conftest import PASSWORD
 from tests.jobs_support import (
     ServerClient,
@@ -122,3 +124,17 @@ async def test_portal_worker_logs_each_job_run(tmp_path: Path, log_format: str) 
     else:
         lines = [line for line in log.splitlines() if line.strip()]
         assert lines and all(TEXT_LINE.match(line) for line in lines), log
+
+
+def test_the_lean_reads_pool_does_not_log_each_connection_it_lends() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        configure_logging("INFO")
+        assert logging.getLogger("portal").isEnabledFor(logging.INFO)
+        # psycopg_pool says "connection given" and "returning connection" at INFO on each read.
+        assert not logging.getLogger("psycopg.pool").isEnabledFor(logging.INFO)
+        assert logging.getLogger("psycopg.pool").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

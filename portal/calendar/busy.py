@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam
 from portal import timezones
 from portal.calendar.models import DECLINED, CalendarEvent, EventParticipant
 from portal.calendar.recurrence import occurrences, wall_clock
-from portal.db import CompanyQuery, CompanyReader
+from portal.db import CompanyQuery, CompanyReader, Read
 
 MEETING_LOOKAHEAD = dt.timedelta(hours=12)
 # Wall-clock arithmetic around a daylight-saving change may be an hour off: the time-of-day
@@ -151,10 +151,26 @@ class _Meetings:
         return ends
 
 
-async def _meetings(reader: CompanyReader, person_id: int, now: dt.datetime) -> _Meetings:
+def meetings_reads(person_id: int, now: dt.datetime) -> list[Read]:
+    """The reads busy_until begins with: a page may send them along with its own and hand
+    busy_until their rows (`first`)."""
     window = {"now": now, "horizon": now + MEETING_LOOKAHEAD}
-    rows = await reader.rows(_ORGANIZED, person=person_id, **window)
-    invitations = await reader.rows(_INVITATIONS, person=person_id, declined=DECLINED)
+    return [
+        (_ORGANIZED, {"person": person_id, **window}),
+        (_INVITATIONS, {"person": person_id, "declined": DECLINED}),
+    ]
+
+
+async def _meetings(
+    reader: CompanyReader,
+    person_id: int,
+    now: dt.datetime,
+    first: list[list[dict[str, Any]]] | None,
+) -> _Meetings:
+    window = {"now": now, "horizon": now + MEETING_LOOKAHEAD}
+    if first is None:
+        first = await reader.rows_together(*meetings_reads(person_id, now))
+    rows, invitations = first
     invited = sorted({row["event_id"] for row in invitations} - {row["id"] for row in rows})
     rows += await _rows_by_ids(reader, _invited, invited, **window)
     series = [_Lean.of(row) for row in rows]
@@ -165,13 +181,20 @@ async def _meetings(reader: CompanyReader, person_id: int, now: dt.datetime) -> 
     return _Meetings(series, exceptions)
 
 
-async def busy_until(reader: CompanyReader, person_id: int, now: dt.datetime) -> dt.datetime | None:
+async def busy_until(
+    reader: CompanyReader,
+    person_id: int,
+    now: dt.datetime,
+    *,
+    first: list[list[dict[str, Any]]] | None = None,
+) -> dt.datetime | None:
     """When the meeting `person_id` is in at `now` ends (back-to-back ones joined), or None.
 
     Their timed events, organized or not declined (as schedule.busy_between counts them),
-    read lean for the hover card.
+    read lean for the hover card; `first`: the rows of meetings_reads(person_id, now), when
+    the page has read them already.
     """
-    meetings = await _meetings(reader, person_id, now)
+    meetings = await _meetings(reader, person_id, now, first)
     until = max(meetings.ends_of_those_on(now), default=None)
     horizon = now + MEETING_LOOKAHEAD
     while until is not None and until < horizon:

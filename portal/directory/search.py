@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import load_only
 
 from portal.accounts.models import User
-from portal.db import COMPANY_PARAM, CompanyQuery, CompanyReader, like_literal
+from portal.db import COMPANY_PARAM, CompanyQuery, CompanyReader, Read, like_literal
 from portal.directory import search_index
 from portal.pagination import MAX_PAGE, Page
 
@@ -224,8 +224,7 @@ def _first_found(shape: _Shape) -> CompanyQuery:
     )
 
 
-async def _ranked_first_found(reader: CompanyReader, search: _Search) -> list[dict[str, Any]]:
-    found = await reader.rows(_first_found(search.shape), limit=SCAN_LIMIT, **search.params)
+def _ranked(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # A stable sort: in name order within each rank, as the database's own order has it.
     return sorted(found, key=itemgetter("rank"))
 
@@ -277,41 +276,112 @@ def _page_of(found: list[dict[str, Any]], page: int, size: int) -> Page[ListedPe
     return Page([_listed_person(row) for row in rows], number, size, total, more=more)
 
 
+@dataclass(frozen=True)
+class PeopleSearch:
+    """A People page search of one page: the read it begins with (`first`), which a page may
+    send along with its others and hand read_people the rows of."""
+
+    search: _Search
+    page: int
+    size: int
+
+    @property
+    def first(self) -> Read:
+        shape = self.search.shape
+        if shape.limited:
+            return _first_found(shape), {"limit": SCAN_LIMIT, **self.search.params}
+        return self.page_read(self.number)
+
+    @property
+    def number(self) -> int:
+        """The page's number, bounded: its offset must fit the databases' integers."""
+        return min(max(1, self.page), MAX_PAGE)
+
+    def page_read(self, number: int) -> Read:
+        # Ordering by relevance reads every match already: the count comes in the same statement.
+        query = _listed(self.search.shape, self.search.shape.words > 0)
+        offset = (number - 1) * self.size
+        return query, {"limit": self.size, "offset": offset, **self.search.params}
+
+
+def people_search(
+    sqlite: bool, text: str, *, department: str = "", page: int = 1, size: int = 25
+) -> PeopleSearch:
+    """Active people whose name, email, title or department contain the words of `text`."""
+    return PeopleSearch(_search(sqlite, text, department), page, size)
+
+
 async def find_people(
     reader: CompanyReader, text: str, *, department: str = "", page: int = 1, size: int = 25
 ) -> Page[ListedPerson]:
-    """Active people whose name, email, title or department contain the words of `text`."""
-    search = _search(reader.is_sqlite, text, department)
-    shape = search.shape
+    """people_search, read."""
+    wanted = people_search(reader.is_sqlite, text, department=department, page=page, size=size)
+    return await read_people(reader, wanted)
+
+
+async def read_people(
+    reader: CompanyReader, wanted: PeopleSearch, first: list[dict[str, Any]] | None = None
+) -> Page[ListedPerson]:
+    """The page of people `wanted` finds; `first`: the rows of its first read, when the page
+    has read them already."""
+    shape = wanted.search.shape
+    if first is None:
+        [first] = await reader.rows_together(wanted.first)
     if shape.limited:
-        return _page_of(await _ranked_first_found(reader, search), page, size)
-    # Ordering by relevance reads every match already: the count comes in the same statement.
-    counted = shape.words > 0
-    query = _listed(shape, counted)
+        return _page_of(_ranked(first), wanted.page, wanted.size)
+    read_first = first
 
     async def rows(number: int) -> list[dict[str, Any]]:
-        offset = (number - 1) * size
-        return await reader.rows(query, limit=size, offset=offset, **search.params)
+        if number == wanted.number:  # _page's first read
+            return read_first
+        query, params = wanted.page_read(number)
+        return await reader.rows(query, **params)
 
     async def count() -> int:
-        found = await reader.rows(_listed_count(shape), **search.params)
+        found = await reader.rows(_listed_count(shape), **wanted.search.params)
         return int(found[0]["total"])
 
-    total_of = (lambda row: int(row["total"])) if counted else None
-    found, number, total = await _page(rows, total_of, count, page, size)
-    return Page([_listed_person(row) for row in found], number, size, total)
+    total_of = (lambda row: int(row["total"])) if shape.words > 0 else None
+    found, number, total = await _page(rows, total_of, count, wanted.page, wanted.size)
+    return Page([_listed_person(row) for row in found], number, wanted.size, total)
+
+
+@dataclass(frozen=True)
+class FirstMatches:
+    """How the top bar's suggestions for a text are found: one read (None when the text has no
+    word), which a page may send along with its others, and the people its rows make."""
+
+    read: Read | None
+    ranked: bool
+    limit: int
+
+    def people(self, found: list[dict[str, Any]]) -> list[ListedPerson]:
+        if self.ranked:
+            found = _ranked(found)
+        return [_listed_person(row) for row in found[: self.limit]]
+
+
+def first_matches_of(sqlite: bool, text: str, *, limit: int = 8) -> FirstMatches:
+    """The first few people `text` finds (no count needed), for the top bar's suggestions."""
+    search = _search(sqlite, text, "")
+    shape = search.shape
+    if not shape.words:
+        return FirstMatches(None, False, limit)
+    if shape.limited:
+        return FirstMatches(
+            (_first_found(shape), {"limit": SCAN_LIMIT, **search.params}), True, limit
+        )
+    params = {"limit": limit, "offset": 0, **search.params}
+    return FirstMatches((_listed(shape, False), params), False, limit)
 
 
 async def first_matches(reader: CompanyReader, text: str, *, limit: int = 8) -> list[ListedPerson]:
-    """The first few people `text` finds, for the top bar's suggestions (no count needed)."""
-    search = _search(reader.is_sqlite, text, "")
-    if not search.shape.words:
+    """first_matches_of, read."""
+    matches = first_matches_of(reader.is_sqlite, text, limit=limit)
+    if matches.read is None:
         return []
-    if search.shape.limited:
-        return [_listed_person(row) for row in (await _ranked_first_found(reader, search))[:limit]]
-    query = _listed(search.shape, False)
-    found = await reader.rows(query, limit=limit, offset=0, **search.params)
-    return [_listed_person(row) for row in found]
+    [found] = await reader.rows_together(matches.read)
+    return matches.people(found)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from portal import timezones
 from portal.accounts.models import ADMIN, Company, User
-from portal.db import CompanyQuery, CompanyReader
+from portal.db import CompanyQuery, CompanyReader, Read
 
 # We store no working hours; a weekday from 9:00 to 18:00 local is the convention the card states.
 WORKDAY_START = dt.time(9)
@@ -144,14 +144,29 @@ def _person(row: dict[str, Any] | None) -> Person | None:
     return Person(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class Viewing:
+    """Who is looking (None once their session has ended), at whom, and the rows of the reads
+    the page sent along."""
+
+    viewer: Person | None
+    company: CompanyName | None
+    person: Person | None
+    along: list[list[dict[str, Any]]]
+
+
 async def viewer_and_person(
-    reader: CompanyReader, viewer_id: int, person_id: int | None
-) -> tuple[Person | None, CompanyName | None, Person | None]:
+    reader: CompanyReader, viewer_id: int, person_id: int | None, *along: Read
+) -> Viewing:
     """The viewer, their company's name, and the person `person_id` (None if not a colleague's
-    row): one lean query, for the pages every list of people links to."""
-    rows = await reader.rows(_VIEWER_AND_PERSON, viewer=viewer_id, person=person_id or 0)
-    by_id = {row["id"]: row for row in rows}
+    row): one lean query, for the pages every list of people links to; with it, in the same
+    round trip, the page's own reads (`along`), which need not wait for the viewer's check
+    (they read the signed session's company, and nothing is shown before the check)."""
+    found, *along_rows = await reader.rows_together(
+        (_VIEWER_AND_PERSON, {"viewer": viewer_id, "person": person_id or 0}), *along
+    )
+    by_id = {row["id"]: row for row in found}
     viewer = by_id.get(viewer_id)
     company = CompanyName(reader.company_id, viewer["company_name"]) if viewer else None
     person = _person(by_id.get(person_id)) if person_id is not None else None
-    return _person(viewer), company, person
+    return Viewing(_person(viewer), company, person, along_rows)

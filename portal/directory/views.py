@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from portal.directory.services import CompanyName, Person
 from portal.forms import parse_id, search_text
 from portal.htmx import is_htmx, render
 from portal.meetings.services import may_invite, new_request_key
-from portal.pagination import page_number
+from portal.pagination import Page, page_number
 from portal.web import (
     database_of,
     lean_page,
@@ -35,13 +36,6 @@ CARD_CACHE_CONTROL = "private, max-age=60"
 @login_required
 async def home(request: Request) -> Response:
     return redirect(str(request.url_for("directory.people")))
-
-
-async def _viewer(
-    reader: CompanyReader, request: Request, viewer_id: int
-) -> tuple[Person | None, CompanyName | None, None]:
-    viewer, company, _ = await services.viewer_and_person(reader, viewer_id, None)
-    return viewer, company, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,53 +61,90 @@ def _listed(request: Request, people: list[ListedPerson]) -> list[_Listed]:
     ]
 
 
-@lean_page(_viewer)
-async def people(request: Request, viewer: Person, _: None) -> Response:
-    q = search_text(request.query_params.get("q", ""))
-    department = search_text(request.query_params.get("department", ""))
-    db = database_of(request)
-    page = await search.find_people(
-        db.reader(company_id=viewer.company_id),
-        q,
-        department=department,
-        page=page_number(request.query_params.get("page")),
+async def _viewer_and_people(
+    reader: CompanyReader, request: Request, viewer_id: int
+) -> tuple[Person | None, CompanyName | None, Page[ListedPerson]]:
+    """The viewer and the page of people the search finds, read together."""
+    params = request.query_params
+    wanted = search.people_search(
+        reader.is_sqlite,
+        search_text(params.get("q", "")),
+        department=search_text(params.get("department", "")),
+        page=page_number(params.get("page")),
     )
+    viewing = await services.viewer_and_person(reader, viewer_id, None, wanted.first)
+    # (Rows of a signed-out viewer's session are read, never shown: lean_page checks first.)
+    found = await search.read_people(reader, wanted, viewing.along[0])
+    return viewing.viewer, viewing.company, found
+
+
+@lean_page(_viewer_and_people)
+async def people(request: Request, viewer: Person, page: Page[ListedPerson]) -> Response:
     departments: list[str] = []
     # Typing asks for the results block alone, which shows no department list.
     if not is_htmx(request):
-        async with db.session(company_id=viewer.company_id) as session:
+        async with database_of(request).session(company_id=viewer.company_id) as session:
             departments = await services.departments(session)
     context = {
         "page": page,
         "people": _listed(request, page.items),
-        "q": q,
-        "department": department,
+        "q": search_text(request.query_params.get("q", "")),
+        "department": search_text(request.query_params.get("department", "")),
         "departments": departments,
     }
     return render(request, "directory/people.html", context, block="results")
 
 
-@lean_page(_viewer)
-async def suggestions(request: Request, viewer: Person, _: None) -> Response:
-    q = search_text(request.query_params.get("q", ""))
+async def _viewer_and_suggestions(
+    reader: CompanyReader, request: Request, viewer_id: int
+) -> tuple[Person | None, CompanyName | None, list[ListedPerson] | None]:
+    """The viewer and the people the typed text finds, read together; no people (None) for
+    a request that is not the top bar's script's."""
     if not is_htmx(request):
+        viewing = await services.viewer_and_person(reader, viewer_id, None)
+        return viewing.viewer, viewing.company, None
+    q = search_text(request.query_params.get("q", ""))
+    matches = search.first_matches_of(reader.is_sqlite, q)
+    along = [matches.read] if matches.read is not None else []
+    viewing = await services.viewer_and_person(reader, viewer_id, None, *along)
+    people = matches.people(viewing.along[0]) if viewing.along else []
+    return viewing.viewer, viewing.company, people
+
+
+@lean_page(_viewer_and_suggestions)
+async def suggestions(
+    request: Request, viewer: Person, matches: list[ListedPerson] | None
+) -> Response:
+    q = search_text(request.query_params.get("q", ""))
+    if matches is None:
         # Only the top bar's script asks for this fragment; a person who lands here gets the page.
         people_url = request.url_for("directory.people").include_query_params(q=q)
         return redirect(str(people_url))
-    reader = database_of(request).reader(company_id=viewer.company_id)
-    matches = await search.first_matches(reader, q)
     context = {"q": q, "people": _listed(request, matches)}
     response = render(request, "directory/suggestions.html", context)
     response.headers["vary"] = "HX-Request"
     return response
 
 
+@dataclass(frozen=True, slots=True)
+class _Glimpse:
+    """The person a profile or card is about (None: nobody to this viewer), and the first rows
+    of their "in a meeting" status as of `now`, read with the viewer's."""
+
+    person: Person | None
+    now: dt.datetime
+    meetings: list[list[dict[str, Any]]]
+
+
 async def _viewer_and_person(
     reader: CompanyReader, request: Request, viewer_id: int
-) -> tuple[Person | None, CompanyName | None, Person | None]:
+) -> tuple[Person | None, CompanyName | None, _Glimpse]:
     # A malformed id is nobody: the viewer is still checked first, so a stale session signs in.
     person_id = parse_id(request.path_params.get("user_id"))
-    return await services.viewer_and_person(reader, viewer_id, person_id)
+    now = utcnow()
+    along = busy.meetings_reads(person_id, now) if person_id is not None else []
+    viewing = await services.viewer_and_person(reader, viewer_id, person_id, *along)
+    return viewing.viewer, viewing.company, _Glimpse(viewing.person, now, viewing.along)
 
 
 def _colleague_or_404(person: Person | None) -> Person:
@@ -124,23 +155,21 @@ def _colleague_or_404(person: Person | None) -> Person:
 
 
 async def _meeting_status(
-    request: Request, viewer: Person, person: Person, now: dt.datetime
+    request: Request, viewer: Person, person: Person, glimpse: _Glimpse
 ) -> str:
     """The person's "In a meeting until 15:00" on the viewer's clock, or "" when free."""
     reader = database_of(request).reader(company_id=viewer.company_id)
-    until = await busy.busy_until(reader, person.id, now)
-    return busy.meeting_status(until, viewer.time_zone, now)
+    until = await busy.busy_until(reader, person.id, glimpse.now, first=glimpse.meetings)
+    return busy.meeting_status(until, viewer.time_zone, glimpse.now)
 
 
 @lean_page(_viewer_and_person)
-async def profile(request: Request, viewer: Person, person: Person | None) -> Response:
-    person = _colleague_or_404(person)
-    now = utcnow()
-    local = services.local_time(person.time_zone, viewer.time_zone, now)
+async def profile(request: Request, viewer: Person, glimpse: _Glimpse) -> Response:
+    person = _colleague_or_404(glimpse.person)
     context = {
         "person": person,
-        "local": local,
-        "busy": await _meeting_status(request, viewer, person, now),
+        "local": services.local_time(person.time_zone, viewer.time_zone, glimpse.now),
+        "busy": await _meeting_status(request, viewer, person, glimpse),
         "can_invite": may_invite(viewer, person),
         # One Send, one meeting; a cached hover card has none: the browser makes one per card.
         "request_key": new_request_key(),
@@ -149,17 +178,16 @@ async def profile(request: Request, viewer: Person, person: Person | None) -> Re
 
 
 @lean_page(_viewer_and_person)
-async def card(request: Request, viewer: Person, person: Person | None) -> Response:
-    person = _colleague_or_404(person)
+async def card(request: Request, viewer: Person, glimpse: _Glimpse) -> Response:
+    person = _colleague_or_404(glimpse.person)
     if not is_htmx(request):
         # The card is a glimpse of the profile: opened on its own, the profile is what one wants.
         response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
     else:
-        now = utcnow()
         context = {
             "person": person,
-            "local": services.local_time(person.time_zone, viewer.time_zone, now),
-            "busy": await _meeting_status(request, viewer, person, now),
+            "local": services.local_time(person.time_zone, viewer.time_zone, glimpse.now),
+            "busy": await _meeting_status(request, viewer, person, glimpse),
             "can_invite": may_invite(viewer, person),
         }
         response = render(request, "directory/card.html", context)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
+import psycopg_pool
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
@@ -259,3 +261,39 @@ async def test_a_search_that_stopped_counting_says_so(
     fragment = await viewer_client.get("/people?q=a", headers=HTMX)  # Ada, Hannah
     assert 'data-status="2+ people found."' in fragment.text
     assert "1–2 of 2+" in fragment.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/people/{id}/card",
+        "/people/{id}",
+        "/people?q=lovelace",
+        "/people?q=a",
+        "/people/suggestions?q=lovelace",
+        "/people/suggestions?q=a",
+    ],
+)
+async def test_on_postgresql_a_card_profile_search_or_suggestion_is_one_round_trip(
+    admin_client: PortalClient,
+    db: Database,
+    member: User,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """The viewer's check and the person's meetings, or the people found, are sent together
+    in one pipeline on one connection: each read apart was a connection lent and a wait."""
+    if db.is_sqlite:
+        pytest.skip("SQLite reads in the process: the PostgreSQL pass runs this")
+    lent: list[int] = []
+    getconn = psycopg_pool.AsyncConnectionPool.getconn
+
+    async def counted(pool: psycopg_pool.AsyncConnectionPool, *args: Any, **kwargs: Any) -> Any:
+        connection = await getconn(pool, *args, **kwargs)
+        lent.append(connection.info.backend_pid)
+        return connection
+
+    monkeypatch.setattr(psycopg_pool.AsyncConnectionPool, "getconn", counted)
+    response = await admin_client.get(path.format(id=member.id), headers={"HX-Request": "true"})
+    assert response.status_code == 200, response.text
+    assert len(lent) == 1
