@@ -318,8 +318,8 @@ class CompanyReader:
     and ROLLBACK) cost ten times that. Keep it for lookups by key and reads of few rows: a
     query that may scan says so (`CompanyQuery(..., scan=True)`) and runs on the engine's
     connection, on aiosqlite's thread, where it holds up no other request of the process. On
-    PostgreSQL every query runs on a psycopg connection of Database.reading_engine's pool, whose
-    I/O does not block the loop.
+    PostgreSQL every query runs on a psycopg connection of the Database's own pool (see
+    _reading_pool), whose I/O does not block the loop.
     """
 
     def __init__(self, db: Database, company_id: int) -> None:

@@ -79,6 +79,25 @@ async def test_department_filter_narrows_a_search(
         assert await services.departments(session) == ["Engineering", "Sales"]
 
 
+async def test_departments_are_the_companys_active_peoples_each_once_in_order(
+    db: Database, acme: Company, staff: dict[str, User]
+) -> None:
+    """Read by stepping from one department to the next in the company's index: neither
+    another company's departments between two of this one's, nor one of only deactivated
+    people, nor a department named like a wildcard, may be stepped onto."""
+    globex = await make_company(db, "Globex")
+    for number, department in enumerate(["Design", "Finance", "Zoology", "Engineering"]):
+        await make_colleague(db, globex, f"g{number}@globex.example", "G", department=department)
+    await make_colleague(db, acme, "lin@acme.example", "Lin", department="Engineering")
+    await make_colleague(db, acme, "pct@acme.example", "Pct", department="%")
+    await make_colleague(db, acme, "old@acme.example", "Old", department="Legal", active=False)
+    async with db.session(company_id=acme.id) as session:
+        assert await services.departments(session) == ["%", "Engineering", "Sales"]
+    async with db.session(company_id=globex.id) as session:
+        found = await services.departments(session)
+    assert found == ["Design", "Engineering", "Finance", "Zoology"]
+
+
 async def test_search_is_paginated_in_name_order(
     db: Database, acme: Company, staff: dict[str, User]
 ) -> None:
