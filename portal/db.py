@@ -421,6 +421,12 @@ def create_sqlite_file(url: str) -> None:
 # against 88 to 91 ms), and two web processes and two workers stay within PostgreSQL's
 # default of 100 connections.
 READING_POOL_SIZE = 4
+# How long a lean read waits for a connection: for one to come free under load, or for the
+# server to accept one (psycopg_pool keeps trying to connect while readers wait, so a restart
+# of a second or two costs a slower page, not an error page). Past it the request is answered
+# 503; a page taking longer is broken anyway, and a database that is down must not hold every
+# request for the pool's default of 30 s.
+READING_WAIT_SECONDS = 5.0
 
 
 def libpq_conninfo(database_url: str) -> str:
@@ -452,6 +458,7 @@ def _reading_pool(url: str) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]
         libpq_conninfo(url),
         min_size=0,
         max_size=READING_POOL_SIZE,
+        timeout=READING_WAIT_SECONDS,
         kwargs={"autocommit": True},
         name="portal-lean-reads",
         open=False,
@@ -536,10 +543,10 @@ class Database:
                             for query, params in reads
                         ]
                 found = [await cursor.fetchall() for cursor in cursors]
+        except psycopg_pool.PoolTimeout as error:
+            raise PoolTimeout(f"no connection for lean reads: {error}") from error
         except psycopg.Error as error:
-            if isinstance(error, psycopg.OperationalError) and not isinstance(
-                error, psycopg_pool.PoolTimeout
-            ):
+            if isinstance(error, psycopg.OperationalError):
                 # The server dropped this connection (the pool discards it), and with a
                 # restart its idle siblings too: those are tried now, not by the next reads.
                 await pool.check()

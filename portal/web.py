@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.datastructures import FormData
@@ -238,7 +239,8 @@ async def read_again_once(request: Request, read: Callable[[], Awaitable[Respons
     try:
         return await read()
     except SQLAlchemyError as error:
-        if not database_unavailable(error):
+        # No connection came free in the pool's time: reading again would wait as long again.
+        if not database_unavailable(error) or isinstance(error, PoolTimeout):
             raise
         log.warning(
             "%s %s: the database cut the read off (%s); reading again",

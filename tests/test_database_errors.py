@@ -11,17 +11,28 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 
 from portal.accounts.models import User
 from portal.db import Database, libpq_conninfo
+from portal.web import read_again_once
 from tests.conftest import PortalClient, before_lean_reads
 
 UNREACHABLE = "postgresql://portal@127.0.0.1:1/portal"  # nothing listens on port 1
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/notifications"), ("POST", "/notifications/read-all")]
+    ("method", "path"),
+    [
+        ("GET", "/notifications"),
+        ("POST", "/notifications/read-all"),
+        # Lean reads, on connections of their own.
+        ("GET", "/people/1/card"),
+        ("GET", "/people?q=ada"),
+    ],
 )
 async def test_an_unreachable_database_is_a_503_with_retry_after(
     app: Starlette, admin_client: PortalClient, method: str, path: str
@@ -39,6 +50,21 @@ async def test_an_unreachable_database_is_a_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "cannot reach its database" in response.text
+
+
+async def test_a_request_that_waited_out_the_pool_is_not_made_to_wait_again() -> None:
+    """A read cut off mid-way is read again; one that found no connection free in the pool's
+    time would only wait as long again (twice 30 s, for an unreachable database)."""
+    calls: list[str] = []
+
+    async def waited() -> Response:
+        calls.append("read")
+        raise PoolTimeout("no connection came free")
+
+    request = Request({"type": "http", "method": "GET", "path": "/people", "headers": []})
+    with pytest.raises(PoolTimeout):
+        await read_again_once(request, waited)
+    assert calls == ["read"]
 
 
 class BackendKiller:
