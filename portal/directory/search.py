@@ -238,6 +238,11 @@ def _listed_count(shape: _Shape) -> CompanyQuery:
     )
 
 
+def _bounded(page: int) -> int:
+    """The page number a list fetches first: its offset must fit the databases' integers."""
+    return min(max(1, page), MAX_PAGE)
+
+
 async def _page(
     rows: Callable[[int], Awaitable[list[Any]]],
     counted: Callable[[Any], int] | None,
@@ -247,8 +252,7 @@ async def _page(
 ) -> tuple[list[Any], int, int]:
     """The rows of page `page` (or of the last page, past it), its number, and the total:
     `counted` reads it from a row, else the page tells it, else `count` counts."""
-    # Bounded before the first fetch: its offset must fit the databases' integers.
-    number = min(max(1, page), MAX_PAGE)
+    number = _bounded(page)
     found = await rows(number)
     total = counted(found[0]) if counted is not None and found else None
     # A short page tells the total: no second scan to count.
@@ -294,8 +298,8 @@ class PeopleSearch:
 
     @property
     def number(self) -> int:
-        """The page's number, bounded: its offset must fit the databases' integers."""
-        return min(max(1, self.page), MAX_PAGE)
+        """The page `first` reads: the one _page fetches first."""
+        return _bounded(self.page)
 
     def page_read(self, number: int) -> Read:
         # Ordering by relevance reads every match already: the count comes in the same statement.
