@@ -263,6 +263,13 @@ class CompanyQuery:
         compiled = statement.compile(dialect=dialect)
         self.sqlite_sql = str(compiled)
         self.sqlite_params = tuple(compiled.positiontup or ())
+        # Values the statement holds itself, where SQLite's compiler makes parameters of them (the
+        # OFFSET 0 it writes after any LIMIT): the caller's parameters never name them.
+        self.sqlite_fixed = {
+            name: compiled.binds[name].value
+            for name in self.sqlite_params
+            if not compiled.binds[name].required
+        }
         self.keys = tuple(statement.selected_columns.keys())
         # What the engine would do to values on their way in and out (a UTCDateTime is text in
         # SQLite), for the sqlite3 path: only the processors there are, looked up once.
@@ -356,6 +363,8 @@ class CompanyReader:
     ) -> list[dict[str, Any]]:
         connection = None if query.scan else self._db.lean_sqlite_connection()
         if connection is not None:
+            if query.sqlite_fixed:
+                params = {**query.sqlite_fixed, **params}
             values = [params[name] for name in query.sqlite_params]
             for index, process in query.sqlite_binds:
                 values[index] = process(values[index])

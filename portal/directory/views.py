@@ -72,9 +72,9 @@ async def _viewer_and_people(
         department=search_text(params.get("department", "")),
         page=page_number(params.get("page")),
     )
-    viewing = await services.viewer_and_person(reader, viewer_id, None, wanted.first)
+    viewing = await services.viewer_and_person(reader, viewer_id, None, *wanted.first)
     # (Rows of a signed-out viewer's session are read, never shown: lean_page checks first.)
-    found = await search.read_people(reader, wanted, viewing.along[0])
+    found = await search.read_people(reader, wanted, viewing.along)
     return viewing.viewer, viewing.company, found
 
 
@@ -107,7 +107,7 @@ async def _viewer_and_suggestions(
     matches = search.first_matches_of(reader.is_sqlite, q)
     along = [matches.read] if matches.read is not None else []
     viewing = await services.viewer_and_person(reader, viewer_id, None, *along)
-    people = matches.people(viewing.along[0]) if viewing.along else []
+    people = await matches.people(reader, viewing.along[0]) if viewing.along else []
     return viewing.viewer, viewing.company, people
 
 

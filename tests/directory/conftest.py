@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, update
 from sqlmodel import col
 
 from portal.accounts.models import Company, User
 from portal.db import Database
-from tests.conftest import make_user
+from tests.conftest import before_lean_reads, make_user
 
 
 async def make_colleague(
@@ -32,3 +36,23 @@ async def make_colleague(
         await session.commit()
     user.time_zone, user.phone, user.active = time_zone, phone, active
     return user
+
+
+@pytest.fixture
+def lean_statements(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The statements CompanyReader runs: on sqlite3 directly, or on psycopg's connections."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    before_lean_reads(monkeypatch, lambda _conn, statement: seen.append(statement))
+    connection = db.lean_sqlite_connection()
+    if connection is not None:
+        connection.set_trace_callback(seen.append)
+    # A memory database reads on the ORM's engine.
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    if connection is not None:
+        connection.set_trace_callback(None)
