@@ -7,4 +7,4 @@ from portal.settings import Settings
 settings = Settings.from_env()
 # Each server process imports this module, whichever server runs it: log as the worker does.
 configure_logging(settings.log_level, settings.log_format)
-app = create_app(settings)
+app = create_app(settings, server=True)
