@@ -423,13 +423,15 @@ def create_sqlite_file(url: str) -> None:
 # Lean reads wait for one of these connections rather than open more: opening one starts a
 # server process, which under load costs more than the reads themselves (measured: one new
 # connection every seven hover cards with SQLAlchemy's default 5 + 10 overflow). A request that
-# waits past the pool's timeout is answered 503 (database_unavailable). Four a process: more
-# reads at once only wait in the database server's scheduler instead of in this pool's queue,
-# which serves them in turn (measured with 100,000 people, two web processes: searches at
-# p99 270 to 320 ms with 4, 326 to 675 ms with 10, at the same rate; cards 61 to 67 ms
-# against 88 to 91 ms), and two web processes and two workers stay within PostgreSQL's
-# default of 100 connections.
-READING_POOL_SIZE = 4
+# waits past the pool's timeout is answered 503 (database_unavailable). Two a process: a page's
+# reads go out in one pipeline, so one connection is busy for one round trip a page, and more
+# reads at once only wait in the database server's scheduler, beside the web processes, instead
+# of in this pool's queue, which serves them in turn. Measured with 10,000 people, two web
+# processes on two cores, at the same rate: searches at p99 60 ms with 2 a process, 100 ms with
+# 3, 116 to 139 ms with 4, 157 to 260 ms with 8; cards at 27 ms with 2, 32 ms with 3 (with
+# 100,000 people and a pool of 10, searches were at 326 to 675 ms). One a process did as well, but held every
+# lean read of the process behind any slower one.
+READING_POOL_SIZE = 2
 # How long a lean read waits for a connection: for one to come free under load, or for the
 # server to accept one (psycopg_pool keeps trying to connect while readers wait, so a restart
 # of a second or two costs a slower page, not an error page). Past it the request is answered
