@@ -429,8 +429,8 @@ def create_sqlite_file(url: str) -> None:
 # of in this pool's queue, which serves them in turn. Measured with 10,000 people, two web
 # processes on two cores, at the same rate: searches at p99 60 ms with 2 a process, 100 ms with
 # 3, 116 to 139 ms with 4, 157 to 260 ms with 8; cards at 27 ms with 2, 32 ms with 3 (with
-# 100,000 people and a pool of 10, searches were at 326 to 675 ms). One a process did as well, but held every
-# lean read of the process behind any slower one.
+# 100,000 people and a pool of 10, searches were at 326 to 675 ms). One a process did as
+# well, but held every lean read of the process behind any slower one.
 READING_POOL_SIZE = 2
 # How long a lean read waits for a connection: for one to come free under load, or for the
 # server to accept one (psycopg_pool keeps trying to connect while readers wait, so a restart
