@@ -37,7 +37,7 @@ from portal.jobs import (
     procrastinate_app,
 )
 from portal.jobs.schema import apply_procrastinate_schema, pending_migrations
-from portal.mail.interfaces import OnResult, SendResult
+from portal.mail.interfaces import MaySend, OnResult, SendResult
 from portal.mail.jobs import JOBS, SEND_OUTBOX
 from portal.mail.messages import EmailContent
 from portal.mail.models import PENDING, SENT, OutboxMessage
@@ -94,6 +94,7 @@ class BrokenSender:
         *,
         on_result: OnResult | None = None,
         stop: asyncio.Event | None = None,
+        may_send: MaySend | None = None,
     ) -> list[SendResult]:
         if self.failures > 0 or self.then is None:
             self.failures -= 1
@@ -101,7 +102,9 @@ class BrokenSender:
                 meanwhile, self.meanwhile = self.meanwhile, None
                 await meanwhile()
             raise ConnectionResetError("the mail relay went away")
-        return await self.then.send_batch(messages, on_result=on_result, stop=stop)
+        return await self.then.send_batch(
+            messages, on_result=on_result, stop=stop, may_send=may_send
+        )
 
     async def close(self) -> None:
         if self.then is not None:

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass, fields
 from email.message import Message
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from portal.db import UNSCOPED, Database, utcnow
-from portal.mail.interfaces import MailSender, SendResult
+from portal.mail.interfaces import NOT_ATTEMPTED, MailSender, SendResult
 from portal.mail.messages import OutgoingMessage, build_mime
 from portal.mail.models import PENDING, OutboxAttachment, OutboxMessage
 from portal.mail.recording import DispatchReport, Recorder
@@ -37,6 +38,9 @@ BUILD_SLICE = 10
 # its machine gone) stops beating, and its messages are free to others 30 seconds later.
 CLAIM_FOR = dt.timedelta(seconds=30)
 HEARTBEAT_SECONDS = 5.0
+# By its own clock a run commits a message to the server only within this share of its claim:
+# the rest is for the final "." in flight and for the clocks of two machines a little apart.
+COMMIT_WITHIN = 5 / 6
 # With nothing of its own to send while another dispatcher holds claims, a dispatcher looks
 # again this often (for new mail, and for those claims if they run out) until they are gone.
 WATCH_SECONDS = 2.0
@@ -116,6 +120,30 @@ class _Batch:
     mimes: list[Message]
 
 
+class _Held:
+    """Until when (time.monotonic()) this run may still commit each message it claimed. A
+    heartbeat that cannot renew lets the claims run out while the SMTP connections go on
+    sending; another dispatcher may take the messages from then on, so this run must not."""
+
+    def __init__(self) -> None:
+        self._until: dict[int, float] = {}
+
+    def claimed(self, ids: list[int], since: float) -> None:
+        """`ids` are this run's for CLAIM_FOR from `since`, read before the claim was made."""
+        self._until.update(dict.fromkeys(ids, since + CLAIM_FOR.total_seconds() * COMMIT_WITHIN))
+
+    def renewed(self, ids: list[int], since: float) -> None:
+        """As claimed, for those still in hand (a batch sent meanwhile is forgotten)."""
+        self.claimed([id_ for id_ in ids if id_ in self._until], since)
+
+    def ours(self, id_: int) -> bool:
+        return time.monotonic() < self._until.get(id_, 0.0)
+
+    def forget(self, ids: list[int]) -> None:
+        for id_ in ids:
+            self._until.pop(id_, None)
+
+
 class _Dispatcher:
     """One run of send_outbox: its claims, their heartbeat, and the results as they come."""
 
@@ -127,6 +155,7 @@ class _Dispatcher:
         self.sender = sender
         self.stop = stop
         self.me = dispatcher_id()
+        self.held = _Held()
         self._lock = asyncio.Lock()
         self.recorder = Recorder(db, self._lock)
 
@@ -134,7 +163,8 @@ class _Dispatcher:
         heartbeat = asyncio.create_task(self._beat())
         try:
             while not self.stop.is_set():
-                await self._send_due()
+                if await self._send_due():
+                    continue  # what ran out unsent was let go of: claim it again
                 wait = None if self.stop.is_set() else await self._others_hold_claims()
                 if wait is None:
                     break
@@ -150,24 +180,42 @@ class _Dispatcher:
             finally:
                 await self._release()
 
-    async def _send_due(self) -> None:
+    async def _send_due(self) -> bool:
         """Send what is due, in batches: while one batch sends, the next is claimed and built,
-        so the SMTP connections wait only for the first claim."""
+        so the SMTP connections wait only for the first claim. True if claims ran out on
+        messages not yet sent: let go of, they are due again."""
         upcoming: asyncio.Task[_Batch] | None = None
+        ran_out = False
         try:
             batch = await self._prepare()
             while batch.messages and not self.stop.is_set():
                 if len(batch.messages) == BATCH_SIZE:
                     upcoming = asyncio.create_task(self._prepare())
-                record = functools.partial(self._record, batch.messages)
-                await self.sender.send_batch(batch.mimes, on_result=record, stop=self.stop)
+                ids = [message.id for message in batch.messages]
+                results = await self.sender.send_batch(
+                    batch.mimes,
+                    on_result=functools.partial(self._record, batch.messages),
+                    stop=self.stop,
+                    may_send=functools.partial(self._ours, ids),
+                )
+                self.held.forget(ids)
+                unsent = [
+                    i for i, result in zip(ids, results, strict=True) if result is NOT_ATTEMPTED
+                ]
+                if unsent and not self.stop.is_set():
+                    await self._update_own_claims(unsent, **_LET_GO)
+                    ran_out = True
                 batch = await upcoming if upcoming is not None else _Batch([], [])
                 upcoming = None
+            return ran_out
         finally:
             if upcoming is not None:
                 upcoming.cancel()  # what it claimed is let go of with the rest (_release)
                 with contextlib.suppress(BaseException):
                     await upcoming
+
+    def _ours(self, ids: list[int], index: int) -> bool:
+        return self.held.ours(ids[index])
 
     def _record(
         self, messages: list[OutgoingMessage], index: int, result: SendResult
@@ -177,7 +225,9 @@ class _Dispatcher:
     async def _prepare(self) -> _Batch:
         if self.stop.is_set():
             return _Batch([], [])
+        since = time.monotonic()
         messages, attachments = await claim_batch(self.db, BATCH_SIZE, self.me)
+        self.held.claimed([message.id for message in messages], since)
         mail_from = self.settings.smtp.mail_from
         mimes: list[Message] = []
         for count, message in enumerate(messages, start=1):
@@ -192,24 +242,33 @@ class _Dispatcher:
         """Keep this run's claims: every few seconds they are renewed for CLAIM_FOR more."""
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
+            since = time.monotonic()
             try:
-                await self._update_own_claims(claimed_until=utcnow() + CLAIM_FOR)
+                renewed = await self._update_own_claims(None, claimed_until=utcnow() + CLAIM_FOR)
             except Exception:
                 log.warning("outbox: could not renew the claims of %s", self.me, exc_info=True)
+                continue
+            # Only what still names this run: a claim that ran out before this renewal may
+            # have been taken meanwhile, and then it is the other dispatcher's to send.
+            self.held.renewed(renewed, since)
 
-    async def _update_own_claims(self, **values: Any) -> None:
-        """Set `values` on the messages this run claimed and has no result for yet."""
+    async def _update_own_claims(self, ids: list[int] | None, **values: Any) -> list[int]:
+        """Set `values` on the messages (of `ids`, or all) this run claimed and has no result
+        for yet; returns their ids."""
+        mine = [col(OutboxMessage.claimed_by) == self.me, col(OutboxMessage.status) == PENDING]
+        if ids is not None:
+            mine.append(col(OutboxMessage.id).in_(ids))
         async with self._lock, self.db.session(company_id=UNSCOPED, write=True) as session:
-            await session.execute(
+            updated = await session.execute(
                 update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.claimed_by) == self.me,
-                    col(OutboxMessage.status) == PENDING,
-                )
+                .where(*mine)
                 .values(**values)
+                .returning(col(OutboxMessage.id))
                 .execution_options(synchronize_session=False)
             )
+            renewed: list[int] = list(updated.scalars())  # type: ignore[arg-type]
             await session.commit()
+        return renewed
 
     async def _others_hold_claims(self) -> float | None:
         """Seconds to wait before looking again while other dispatchers hold due messages
@@ -235,12 +294,18 @@ class _Dispatcher:
         """Let go of the claims this run holds without a result (never sent, or cut short), so
         another run sends them at once rather than after the claim runs out."""
         try:
-            await self._update_own_claims(
-                claimed_until=None, claimed_by=None, attempts=col(OutboxMessage.attempts) - 1
-            )
+            await self._update_own_claims(None, **_LET_GO)
         except Exception:
             # They are free all the same once the claim runs out, the heartbeat stopped.
             log.warning("outbox: could not let go of the claims of %s", self.me, exc_info=True)
+
+
+# A claim let go of without a result: the attempt it counted is taken back.
+_LET_GO: dict[str, Any] = {
+    "claimed_until": None,
+    "claimed_by": None,
+    "attempts": col(OutboxMessage.attempts) - 1,
+}
 
 
 async def send_outbox(

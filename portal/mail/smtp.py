@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import Message
 from typing import Literal
 
@@ -15,7 +16,7 @@ from aiosmtplib.protocol import normalize_message_line_endings
 from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import Default
 
-from portal.mail.interfaces import MailSender, OnResult, SendResult
+from portal.mail.interfaces import NOT_ATTEMPTED, MailSender, MaySend, OnResult, SendResult
 from portal.settings import Settings, SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,16 @@ class SmtpSender:
         *,
         on_result: OnResult | None = None,
         stop: asyncio.Event | None = None,
+        may_send: MaySend | None = None,
     ) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(messages)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(messages)):
             queue.put_nowait(index)
         workers = min(self.connections, len(messages))
-        batch = _Batch(messages, results, on_result or _ignore, stop or asyncio.Event())
+        batch = _Batch(
+            messages, results, on_result or _ignore, stop or asyncio.Event(), may_send or _always
+        )
         await asyncio.gather(*(self._work(queue, batch) for _ in range(workers)))
         return [result or NOT_ATTEMPTED for result in results]
 
@@ -113,6 +117,8 @@ class SmtpSender:
         try:
             while not queue.empty() and not batch.stop.is_set():
                 index = queue.get_nowait()
+                if not batch.may_send(index):
+                    continue
                 if client is None or not client.is_connected:
                     connected = await self._connect()
                     if isinstance(connected, SendResult):
@@ -125,9 +131,13 @@ class SmtpSender:
                         return
                     client = connected
                 client.before_commit = recording
+                client.may_commit = functools.partial(batch.may_send, index)
                 try:
                     await client.send_message(batch.messages[index])
                     result = SendResult(True)
+                except _Refused:
+                    client = None  # dropped before its "."
+                    continue
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                     result = classify(error)
                     if _connection_unusable(error):
@@ -152,12 +162,26 @@ async def _recorded(recording: asyncio.Future[None] | None) -> None:
 _LEADING_PERIOD = re.compile(rb"(?m)^\.")
 
 
+class _Refused(Exception):
+    """`may_send` said no to a message before its final ".": the connection was dropped."""
+
+
 class _GatedSMTP(aiosmtplib.SMTP):
     """aiosmtplib's client, whose DATA waits for `before_commit` (the result before, being
     recorded) before the final ".": the server takes a message on only at that dot, so this
-    message is transferred while the one before is recorded, and committed after."""
+    message is transferred while the one before is recorded, and committed after. Just before
+    the dot, `may_commit` is asked whether the message may still go."""
 
     before_commit: asyncio.Future[None] | None = None
+    may_commit: Callable[[], bool] | None = None
+
+    def _refused(self) -> bool:
+        may_commit, self.may_commit = self.may_commit, None
+        if may_commit is None or may_commit():
+            return False
+        # Dropped rather than reset: in DATA, only a closed connection makes the server forget.
+        self.close()
+        return True
 
     async def data(
         self,
@@ -170,6 +194,8 @@ class _GatedSMTP(aiosmtplib.SMTP):
         if before_commit is None or before_commit.done():
             if before_commit is not None:
                 before_commit.result()  # a result that could not be recorded: send no more
+            if self._refused():
+                raise _Refused
             return await super().data(message, timeout=timeout)  # one write, as usual
         if isinstance(message, str):
             message = message.encode("ascii")
@@ -185,6 +211,8 @@ class _GatedSMTP(aiosmtplib.SMTP):
         except BaseException:
             self.close()  # without its ".", the server drops what it has of the message
             raise
+        if self._refused():
+            raise _Refused
         try:
             response = await self.execute_command(b".", timeout=timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
@@ -195,11 +223,12 @@ class _GatedSMTP(aiosmtplib.SMTP):
         return response
 
 
-NOT_ATTEMPTED = SendResult(False, error="not attempted")
-
-
 async def _ignore(index: int, result: SendResult) -> None:
     return None
+
+
+def _always(index: int) -> bool:
+    return True
 
 
 class _Batch:
@@ -211,11 +240,13 @@ class _Batch:
         results: list[SendResult | None],
         on_result: OnResult,
         stop: asyncio.Event,
+        may_send: MaySend,
     ) -> None:
         self.messages = messages
         self.results = results
         self.on_result = on_result
         self.stop = stop
+        self.may_send = may_send
 
     def done(self, index: int, result: SendResult) -> asyncio.Future[None]:
         """Note the result and tell the caller; done once the caller has dealt with it."""

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import text, update
@@ -21,6 +22,7 @@ from portal.db import UNSCOPED, Database, utcnow
 from portal.jobs import InProcessRunner, JobEnv
 from portal.mail import dispatch, recording
 from portal.mail.dispatch import send_outbox
+from portal.mail.interfaces import NOT_ATTEMPTED, SendResult
 from portal.mail.jobs import SEND_OUTBOX
 from portal.mail.models import PENDING, SENT, OutboxMessage
 from portal.mail.smtp import SmtpSender
@@ -286,3 +288,65 @@ async def test_a_live_dispatchers_claims_are_renewed_and_never_taken(
         await other.dispose()
     assert (await first).sent + second.sent == 60
     assert len(received(smtp_server)) == 60 and max(received(smtp_server).values()) == 1
+
+
+async def test_claims_that_ran_out_are_never_sent_by_their_old_holder(
+    db: Database,
+    mail_settings: Settings,
+    acme: Company,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A heartbeat that cannot renew (its database writes stalled, its process starved of the
+    CPU) lets the claims run out while the sending goes on: another dispatcher takes the
+    messages then, so the first must commit none of them to the server after that."""
+    monkeypatch.setattr(dispatch, "CLAIM_FOR", dt.timedelta(seconds=0.5))
+    monkeypatch.setattr(dispatch, "HEARTBEAT_SECONDS", 60.0)  # never beats in this test
+    monkeypatch.setattr(dispatch, "WATCH_SECONDS", 0.1)
+    smtp_server.inbox.delay = 0.05
+    await queue(db, mail_settings, acme, count=60)  # about 0.8 s over four connections
+    first = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
+    await asyncio.sleep(0.55)  # the first claims have run out
+    other = Database(mail_settings.database_url)
+    try:
+        second = await send_outbox(other, mail_settings, sender(mail_settings))
+    finally:
+        await other.dispose()
+    assert (await first).sent + second.sent == 60
+    assert len(received(smtp_server)) == 60 and max(received(smtp_server).values()) == 1
+    assert {row.status for row in await stored(db)} == {SENT}
+
+
+@pytest.mark.parametrize("recording", [0.0, 0.2], ids=["recorded-at-once", "recorded-slowly"])
+async def test_a_message_refused_before_its_final_dot_leaves_nothing_at_the_server(
+    mail_settings: Settings, smtp_server: SmtpServer, recording: float
+) -> None:
+    """Asked again just before the ".", the claim has run out: the server keeps nothing of the
+    message (whether its content went while the result before was being recorded or not),
+    the caller never hears of it, and the messages after it go as usual."""
+    messages = []
+    for n in range(3):
+        message = EmailMessage()
+        message["From"], message["To"] = "portal@acme.example", f"p{n}@acme.example"
+        message["Subject"], message["Message-ID"] = f"n{n}", f"<n{n}@acme.example>"
+        message.set_content("hello")
+        messages.append(message)
+    asked: Counter[int] = Counter()
+    heard: list[int] = []
+
+    def may_send(index: int) -> bool:
+        asked[index] += 1
+        return index != 1 or asked[index] == 1  # message 1 starts, and is refused at its "."
+
+    async def on_result(index: int, result: SendResult) -> None:
+        heard.append(index)
+        await asyncio.sleep(recording)
+
+    single = SmtpSender(mail_settings.smtp, connections=1, timeout=5)
+    try:
+        results = await single.send_batch(messages, on_result=on_result, may_send=may_send)
+    finally:
+        await single.close()
+    assert [r.accepted for r in results] == [True, False, True] and results[1] is NOT_ATTEMPTED
+    assert heard == [0, 2] and asked[1] == 2
+    assert sorted(received(smtp_server)) == ["<n0@acme.example>", "<n2@acme.example>"]

@@ -16,7 +16,7 @@ from portal.accounts.models import Company
 from portal.db import UNSCOPED, Database, utcnow
 from portal.mail import dispatch
 from portal.mail.dispatch import send_outbox
-from portal.mail.interfaces import OnResult, SendResult
+from portal.mail.interfaces import MaySend, OnResult, SendResult
 from portal.mail.messages import EmailContent
 from portal.mail.models import FAILED, PENDING, SENT, OutboxMessage
 from portal.mail.outbox import attach, enqueue
@@ -272,11 +272,14 @@ class FailsOnSecondBatch:
         *,
         on_result: OnResult | None = None,
         stop: asyncio.Event | None = None,
+        may_send: MaySend | None = None,
     ) -> list[SendResult]:
         self.batches += 1
         if self.batches == 2:
             raise RuntimeError("the dispatcher stopped")
-        return await self.smtp.send_batch(messages, on_result=on_result, stop=stop)
+        return await self.smtp.send_batch(
+            messages, on_result=on_result, stop=stop, may_send=may_send
+        )
 
     async def close(self) -> None:
         await self.smtp.close()
