@@ -145,14 +145,25 @@ class OnBaseHostMiddleware:
         self.app = app
         self.base_url = base_url.rstrip("/")
         self.host = (urlsplit(base_url).hostname or "").lower()
+        # What a browser on the base URL sends as its Host header: such a request (nearly all)
+        # passes without the URL that Request builds, 3% of a hover card's time.
+        self.netloc = urlsplit(base_url).netloc.lower().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or Request(scope).url.hostname == self.host:
+        if scope["type"] != "http" or self._on_base_host(scope):
             await self.app(scope, receive, send)
             return
         url = Request(scope).url
         target = self.base_url + url.path + (f"?{url.query}" if url.query else "")
         await RedirectResponse(target, status_code=307)(scope, receive, send)
+
+    def _on_base_host(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if value.lower() == self.netloc:
+                    return True
+                break
+        return Request(scope).url.hostname == self.host
 
 
 def _templates(settings: Settings, paths: RoutePaths) -> Jinja2Blocks:
