@@ -137,14 +137,21 @@ class _Glimpse:
 
 
 async def _viewer_and_person(
-    reader: CompanyReader, request: Request, viewer_id: int
+    reader: CompanyReader, request: Request, viewer_id: int, *, meetings: bool = True
 ) -> tuple[Person | None, CompanyName | None, _Glimpse]:
     # A malformed id is nobody: the viewer is still checked first, so a stale session signs in.
     person_id = parse_id(request.path_params.get("user_id"))
     now = utcnow()
-    along = busy.meetings_reads(person_id, now) if person_id is not None else []
+    along = busy.meetings_reads(person_id, now) if person_id is not None and meetings else []
     viewing = await services.viewer_and_person(reader, viewer_id, person_id, *along)
     return viewing.viewer, viewing.company, _Glimpse(viewing.person, now, viewing.along)
+
+
+async def _viewer_and_card(
+    reader: CompanyReader, request: Request, viewer_id: int
+) -> tuple[Person | None, CompanyName | None, _Glimpse]:
+    # A card opened on its own goes to the profile: it shows no meeting to read for.
+    return await _viewer_and_person(reader, request, viewer_id, meetings=is_htmx(request))
 
 
 def _colleague_or_404(person: Person | None) -> Person:
@@ -177,7 +184,7 @@ async def profile(request: Request, viewer: Person, glimpse: _Glimpse) -> Respon
     return render(request, "directory/profile.html", context)
 
 
-@lean_page(_viewer_and_person)
+@lean_page(_viewer_and_card)
 async def card(request: Request, viewer: Person, glimpse: _Glimpse) -> Response:
     person = _colleague_or_404(glimpse.person)
     if not is_htmx(request):

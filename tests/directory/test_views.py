@@ -164,9 +164,11 @@ async def test_card_outside_working_hours_says_their_local_time(
 
 
 async def test_card_opened_without_htmx_leads_to_the_profile(
-    viewer_client: PortalClient, hannah: User
+    viewer_client: PortalClient, hannah: User, lean_statements: list[str]
 ) -> None:
+    lean_statements.clear()
     response = await viewer_client.get(f"/people/{hannah.id}/card")
+    assert len(lean_statements) == 1, "the viewer's check alone: no meetings to show"
     assert response.status_code == 303
     assert response.headers["location"] == f"http://testserver/people/{hannah.id}"
     assert "HX-Request" in _vary(response.headers["vary"])
