@@ -38,9 +38,11 @@ BUILD_SLICE = 10
 # its machine gone) stops beating, and its messages are free to others 30 seconds later.
 CLAIM_FOR = dt.timedelta(seconds=30)
 HEARTBEAT_SECONDS = 5.0
-# By its own clock a run commits a message to the server only within this share of its claim:
-# the rest is for the final "." in flight and for the clocks of two machines a little apart.
-COMMIT_WITHIN = 5 / 6
+# By its own clock a run commits a message to the server (its final ".") only within this share
+# of its claim's time since the last renewal (10 of 30 seconds; the heartbeat renews every 5):
+# a message committed last then has 20 seconds for the server's reply (the SMTP sender waits
+# 15 at most) and its recording before another dispatcher may take it.
+COMMIT_WITHIN = 1 / 3
 # With nothing of its own to send while another dispatcher holds claims, a dispatcher looks
 # again this often (for new mail, and for those claims if they run out) until they are gone.
 WATCH_SECONDS = 2.0

@@ -300,13 +300,13 @@ async def test_claims_that_ran_out_are_never_sent_by_their_old_holder(
     """A heartbeat that cannot renew (its database writes stalled, its process starved of the
     CPU) lets the claims run out while the sending goes on: another dispatcher takes the
     messages then, so the first must commit none of them to the server after that."""
-    monkeypatch.setattr(dispatch, "CLAIM_FOR", dt.timedelta(seconds=0.5))
+    monkeypatch.setattr(dispatch, "CLAIM_FOR", dt.timedelta(seconds=1))
     monkeypatch.setattr(dispatch, "HEARTBEAT_SECONDS", 60.0)  # never beats in this test
     monkeypatch.setattr(dispatch, "WATCH_SECONDS", 0.1)
-    smtp_server.inbox.delay = 0.05
-    await queue(db, mail_settings, acme, count=60)  # about 0.8 s over four connections
+    smtp_server.inbox.delay = 0.1
+    await queue(db, mail_settings, acme, count=60)  # about 1.5 s over four connections
     first = asyncio.create_task(send_outbox(db, mail_settings, sender(mail_settings)))
-    await asyncio.sleep(0.55)  # the first claims have run out
+    await asyncio.sleep(1.05)  # the first claims have run out
     other = Database(mail_settings.database_url)
     try:
         second = await send_outbox(other, mail_settings, sender(mail_settings))
