@@ -16,6 +16,11 @@ from portal.settings import Settings
 from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints
 from tests.servers import free_port
 
+# What an adapter under test waits for the simulator's answer: long enough for a loaded
+# machine, where a timed-out request is retried and a test that counts requests would count
+# one more. A test of the timeout opens its adapter with a short one of its own.
+PATIENCE = 2.0
+
 # A Zoom account's Server-to-Server OAuth app, as the admin enters it.
 ZOOM_CREDENTIALS = {
     "account_id": "acct-1",

@@ -30,15 +30,11 @@ from tests.conferencing.bluejeans_simulator import (
     bluejeans_endpoints,
     bluejeans_urls,
 )
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.servers import free_port
 
 KEY, SECRET = "app-key-1", "app-secret-1"
 TIMEOUT = 0.25
-# What the providers wait for an answer: long enough for a loaded machine, where a timed-out
-# request is retried and the tests that count requests would count one more. The timeout
-# tests open their own provider with TIMEOUT.
-PATIENCE = 2.0
 # Backoffs of milliseconds, Retry-After included, so that the retrying tests stay fast.
 FAST = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0, retry_after_cap=0.05)
 TOKEN = ("POST", "/oauth2/token")

@@ -23,17 +23,13 @@ from portal.conferencing.interfaces import (
 from portal.conferencing.providers import base, goto, open_password_provider
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.goto import GoToProvider
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.conferencing.goto_simulator import GoToAccount, goto_app, goto_endpoints, goto_urls
 from tests.servers import free_port
 
 CLIENT = ("client-1", "secret-1")
 ADA = ("ada@example.com", "correct horse")
 TIMEOUT = 0.25
-# What the providers wait for an answer: long enough for a loaded machine, where a timed-out
-# request is retried and the tests that count requests would count one more. The timeout
-# tests open their own provider with TIMEOUT.
-PATIENCE = 2.0
 WAIT_CAP = 0.05
 NOW = MeetingRequest("Meet Now", None, 30, "Europe/Paris", join_before_host=False)
 TOKEN = "/oauth/token"

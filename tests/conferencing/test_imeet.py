@@ -26,7 +26,7 @@ from portal.conferencing.interfaces import (
 )
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.imeet import DEFAULT_PAGE_SIZE, IMeetProvider
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.conferencing.imeet_simulator import IMeetAccount, imeet_app
 from tests.servers import free_port
 
@@ -62,7 +62,7 @@ def _opened(
     url: str,
     key: str = KEY,
     *,
-    timeout: float = 2.0,
+    timeout: float = PATIENCE,
     page_size: int = DEFAULT_PAGE_SIZE,
     retry: RetryPolicy = FAST,
 ) -> IMeetProvider:

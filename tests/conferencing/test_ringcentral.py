@@ -27,7 +27,7 @@ from portal.conferencing.providers import base, open_provider
 from portal.conferencing.providers import ringcentral as ringcentral_module
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.ringcentral import RingCentralProvider
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.conferencing.ringcentral_simulator import (
     RingCentralAccount,
     ringcentral_app,
@@ -37,10 +37,6 @@ from tests.servers import free_port
 
 CREDENTIALS = ("client-1", "secret-1", "jwt-of-an-admin")
 TIMEOUT = 0.25
-# What the providers wait for an answer: long enough for a loaded machine, where a timed-out
-# request is retried and the tests that count requests would count one more. The timeout
-# tests open their own provider with TIMEOUT.
-PATIENCE = 2.0
 # Backoffs of milliseconds, Retry-After included, so that the retrying tests stay fast.
 FAST = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0, retry_after_cap=0.05)
 TOKEN = ("POST", "/restapi/oauth/token")

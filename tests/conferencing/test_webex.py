@@ -45,7 +45,7 @@ from portal.conferencing.providers import webex as webex_module
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.webex import WebexProvider
 from portal.conferencing.providers.webex_xml import WebexPasswordProvider
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.conferencing.webex_simulator import (
     READ_ONLY_ADMIN_ROLE,
     WebexAccount,
@@ -56,10 +56,6 @@ from tests.servers import free_port
 
 CLIENT = ("client-1", "secret-1")
 TIMEOUT = 0.25
-# What the providers wait for an answer: long enough for a loaded machine, where a timed-out
-# request is retried and the tests that count requests would count one more. The timeout
-# tests open their own provider with TIMEOUT.
-PATIENCE = 2.0
 # Backoffs of milliseconds, Retry-After included, so that the retrying tests stay fast.
 FAST = RetryPolicy(wait_initial=0.01, wait_max=0.02, wait_jitter=0, retry_after_cap=0.05)
 REDIRECT = "https://portal.example/conferencing/webex/authorized"

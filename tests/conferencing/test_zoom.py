@@ -29,16 +29,12 @@ from portal.conferencing.providers import base, open_provider
 from portal.conferencing.providers import zoom as zoom_module
 from portal.conferencing.providers.base import RetryPolicy
 from portal.conferencing.providers.zoom import ZoomProvider
-from tests.conferencing.conftest import serve
+from tests.conferencing.conftest import PATIENCE, serve
 from tests.conferencing.zoom_simulator import ZoomAccount, zoom_app, zoom_endpoints, zoom_urls
 from tests.servers import free_port
 
 CREDENTIALS = ("acct-1", "client-1", "secret-1")
 TIMEOUT = 0.25
-# What the providers wait for an answer: long enough for a loaded machine, where a timed-out
-# request is retried and the tests that count requests would count one more. The timeout
-# tests open their own provider with TIMEOUT.
-PATIENCE = 2.0
 WAIT_CAP = 0.05
 
 
