@@ -268,9 +268,9 @@ class _Dispatcher:
                 .returning(col(OutboxMessage.id))
                 .execution_options(synchronize_session=False)
             )
-            renewed: list[int] = list(updated.scalars())  # type: ignore[arg-type]
+            updated_ids: list[int] = list(updated.scalars())  # type: ignore[arg-type]
             await session.commit()
-        return renewed
+        return updated_ids
 
     async def _others_hold_claims(self) -> float | None:
         """Seconds to wait before looking again while other dispatchers hold due messages
