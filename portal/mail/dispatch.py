@@ -159,7 +159,7 @@ class _Dispatcher:
         self.me = dispatcher_id()
         self.held = _Held()
         self._lock = asyncio.Lock()
-        self.recorder = Recorder(db, self._lock)
+        self.recorder = Recorder(db, self._lock, self.me)
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._beat())

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portal.db import Database, database_unavailable, utcnow
 from portal.mail.interfaces import SendResult
 from portal.mail.messages import OutgoingMessage
-from portal.mail.models import FAILED, SENT, OutboxMessage
+from portal.mail.models import FAILED, PENDING, SENT, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ class Recorder:
     before it sends another, so a process that dies has sent again at most the message each
     connection had in hand."""
 
-    def __init__(self, db: Database, lock: asyncio.Lock) -> None:
+    def __init__(self, db: Database, lock: asyncio.Lock, claimed_by: str) -> None:
         self.db = db
+        self.claimed_by = claimed_by
         self.report = DispatchReport()
         self._lock = lock  # shared with the heartbeat: their updates touch the same rows
         self._pending: list[_Result] = []
@@ -160,12 +161,16 @@ class Recorder:
             report.sent = len(sent_ids)
         for message, result in results:
             if not result.accepted:
-                writes.append(_not_sent(message, result, now, report))
+                writes.append(_not_sent(message, result, now, self.claimed_by))
         async with self._lock:
             writer = await self._writer_connection()
             try:
                 for sql, params in writes:
-                    await writer.execute(sql, params)
+                    marked = await writer.execute(sql, params)
+                    if sql is _MARK_FAILED:
+                        report.failed += marked
+                    elif sql is _MARK_RETRY:
+                        report.retrying += marked
             except BaseException:
                 await self._drop_connection()  # the next try takes a fresh one
                 raise
@@ -187,15 +192,20 @@ _MARK_SENT = (
     "UPDATE outbox_message SET status = 'sent', sent_at = {p}, claimed_until = NULL,"
     " claimed_by = NULL, last_error = '' WHERE id IN ({ids})"
 )
+# A failure is marked only while the message is still this run's: one whose claim ran out
+# before its result was written may be another dispatcher's by then, in its hands. (Sent is
+# marked whoever holds it: the server has it.)
 _MARK_FAILED = (
     "UPDATE outbox_message SET status = 'failed', claimed_until = NULL, claimed_by = NULL,"
-    " last_error = {p} WHERE id = {p}"
+    " last_error = {p} WHERE id = {p} AND claimed_by = {p} AND status = 'pending'"
 )
 _MARK_RETRY = (
     "UPDATE outbox_message SET next_attempt_at = {p}, claimed_until = NULL, claimed_by = NULL,"
-    " last_error = {p} WHERE id = {p}"
+    " last_error = {p} WHERE id = {p} AND claimed_by = {p} AND status = 'pending'"
 )
-assert (OutboxMessage.__tablename__, SENT, FAILED) == ("outbox_message", "sent", "failed")
+assert (OutboxMessage.__tablename__, PENDING, SENT, FAILED) == (
+    "outbox_message", "pending", "sent", "failed"
+)  # fmt: skip
 
 
 class _RawWriter:
@@ -234,20 +244,19 @@ class _RawWriter:
             raise
         return cls(connection, driver, db.is_sqlite, _sqlite_at_once(db))
 
-    async def execute(self, sql: str, params: tuple[object, ...]) -> None:
+    async def execute(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run `sql`; how many rows it changed."""
         if not self.sqlite:
-            await self.driver.execute(sql.replace("{p}", "%s"), params)
-            return
+            return int((await self.driver.execute(sql.replace("{p}", "%s"), params)).rowcount)
         sql = sql.replace("{p}", "?")
         values = tuple(_sqlite_time(v) if isinstance(v, dt.datetime) else v for v in params)
         if self.at_once is not None:
             try:
-                self.at_once.execute(sql, values)
-                return
+                return self.at_once.execute(sql, values).rowcount
             except sqlite3.OperationalError as error:
                 if error.sqlite_errorcode not in _SQLITE_BUSY:
                     raise
-        await self.driver.execute(sql, values)
+        return int((await self.driver.execute(sql, values)).rowcount)
 
     async def close(self) -> None:
         if self.at_once is not None:
@@ -280,14 +289,13 @@ def _sqlite_time(value: dt.datetime) -> str:
 
 
 def _not_sent(
-    message: OutgoingMessage, result: SendResult, now: dt.datetime, report: DispatchReport
+    message: OutgoingMessage, result: SendResult, now: dt.datetime, claimed_by: str
 ) -> tuple[str, tuple[object, ...]]:
     gave_up = now - message.created_at > GIVE_UP_AFTER
     error = result.error
     if gave_up and not result.permanent:
         error = f"gave up after {GIVE_UP_AFTER // dt.timedelta(hours=1)} hours: {error}"
     if result.permanent or gave_up:
-        report.failed += 1
-        return _MARK_FAILED, (error[:2000], message.id)
-    report.retrying += 1
-    return _MARK_RETRY, (now + retry_delay(message.attempts), error[:2000], message.id)
+        return _MARK_FAILED, (error[:2000], message.id, claimed_by)
+    next_attempt = now + retry_delay(message.attempts)
+    return _MARK_RETRY, (next_attempt, error[:2000], message.id, claimed_by)

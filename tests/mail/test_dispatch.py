@@ -325,6 +325,26 @@ async def test_claims_that_ran_out_are_never_sent_by_their_old_holder(
     await _each_sent_once_by_two(db, mail_settings, smtp_server, claims_ran_out)
 
 
+@pytest.mark.parametrize("permanent", [False, True], ids=["to-retry", "failed"])
+async def test_a_failure_recorded_after_the_claim_was_taken_leaves_the_new_holder_alone(
+    db: Database, mail_settings: Settings, acme: Company, permanent: bool
+) -> None:
+    """A dispatcher whose claim ran out records a failure late (its recording retried through
+    a database outage, its process starved): the message is another dispatcher's by then, in
+    its hands. The late mark must neither free it for a third dispatcher nor call it failed."""
+    await queue(db, mail_settings, acme)
+    late, _ = await dispatch.claim_batch(db, 1, "late-host:1:a")
+    await _claims_run_out(db)
+    taken, _ = await dispatch.claim_batch(db, 1, "live-host:2:b")
+    assert [m.id for m in taken] == [m.id for m in late]
+    recorder = recording.Recorder(db, asyncio.Lock(), "late-host:1:a")
+    await recorder.add(late[0], SendResult(False, permanent=permanent, error="451 try later"))
+    await recorder.close()
+    [row] = await stored(db)
+    assert (row.status, row.claimed_by, row.last_error) == (PENDING, "live-host:2:b", "")
+    assert recorder.report == recording.DispatchReport()  # nothing of it was this run's
+
+
 @pytest.mark.parametrize("recording", [0.0, 0.2], ids=["recorded-at-once", "recorded-slowly"])
 async def test_a_message_refused_before_its_final_dot_leaves_nothing_at_the_server(
     mail_settings: Settings, smtp_server: SmtpServer, recording: float
