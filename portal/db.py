@@ -35,6 +35,8 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from portal.freshness import Changes, Kept
+
 metadata = SQLModel.metadata
 
 UNSCOPED = "unscoped"
@@ -339,6 +341,10 @@ class CompanyReader:
     def is_sqlite(self) -> bool:
         return self._db.is_sqlite
 
+    def kept(self, name: str, *, keep_for: float, at_most: int) -> Kept[Any, Any]:
+        """Database.kept: the caller keys what it keeps by this reader's company_id."""
+        return self._db.kept(name, keep_for=keep_for, at_most=at_most)
+
     async def rows(self, query: CompanyQuery, **params: Any) -> list[dict[str, Any]]:
         """The rows `query` finds among the company's, as dicts of the selected columns."""
         [found] = await self.rows_together((query, params))
@@ -495,6 +501,11 @@ class Database:
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._lean: sqlite3.Connection | None = None
+        self.changes = Changes(
+            sqlite=self.lean_sqlite_connection if self.is_sqlite else None,
+            conninfo="" if self.is_sqlite else libpq_conninfo(url),
+        )
+        self._kept: dict[str, Kept[Any, Any]] = {}
 
     @asynccontextmanager
     async def session(
@@ -520,6 +531,14 @@ class Database:
     def reader(self, *, company_id: int) -> CompanyReader:
         """A reader of `company_id`'s rows by Core selects (see CompanyQuery)."""
         return CompanyReader(self, company_id)
+
+    def kept(self, name: str, *, keep_for: float, at_most: int) -> Kept[Any, Any]:
+        """This process's kept reads of kind `name` from this database (see portal.freshness);
+        the first call for a name sets how long and how many."""
+        kept = self._kept.get(name)
+        if kept is None:
+            kept = self._kept[name] = Kept(self.changes, keep_for=keep_for, at_most=at_most)
+        return kept
 
     def lean_sqlite_connection(self) -> sqlite3.Connection | None:
         """This process's read-only sqlite3 connection for lean reads; None off SQLite."""
@@ -579,6 +598,8 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every connection; the next query opens new ones."""
+        await self.changes.close()
+        self._kept.clear()
         if self._lean is not None:
             self._lean.close()
             self._lean = None

@@ -132,7 +132,7 @@ class _Lean:
 
 
 @dataclass
-class _Meetings:
+class Meetings:
     """A person's timed series reaching into the next hours, with their exceptions."""
 
     series: list[_Lean]
@@ -151,25 +151,38 @@ class _Meetings:
         return ends
 
 
-def meetings_reads(person_id: int, now: dt.datetime) -> list[Read]:
-    """The reads busy_until begins with: a page may send them along with its own and hand
-    busy_until their rows (`first`)."""
-    window = {"now": now, "horizon": now + MEETING_LOOKAHEAD}
+def _window(now: dt.datetime, good_for: dt.timedelta) -> dict[str, dt.datetime]:
+    # Later moments need nothing that ended before `now`, and nothing starting past their own
+    # lookahead: the rows of the longer window hold those of every moment in it.
+    return {"now": now, "horizon": now + MEETING_LOOKAHEAD + good_for}
+
+
+def meetings_reads(
+    person_id: int, now: dt.datetime, *, good_for: dt.timedelta = dt.timedelta(0)
+) -> list[Read]:
+    """The reads `meetings` begins with: a page may send them along with its own and hand
+    `meetings` their rows (`first`)."""
     return [
-        (_ORGANIZED, {"person": person_id, **window}),
+        (_ORGANIZED, {"person": person_id, **_window(now, good_for)}),
         (_INVITATIONS, {"person": person_id, "declined": DECLINED}),
     ]
 
 
-async def _meetings(
+async def meetings(
     reader: CompanyReader,
     person_id: int,
     now: dt.datetime,
-    first: list[list[dict[str, Any]]] | None,
-) -> _Meetings:
-    window = {"now": now, "horizon": now + MEETING_LOOKAHEAD}
+    *,
+    first: list[list[dict[str, Any]]] | None = None,
+    good_for: dt.timedelta = dt.timedelta(0),
+) -> Meetings:
+    """The meetings `busy_at` needs at any moment from `now` to `now + good_for`: timed
+    events `person_id` organized or did not decline (as schedule.busy_between counts them),
+    read lean for the hover card; `first`, the rows of meetings_reads (same `good_for`), when
+    the page has read them already."""
+    window = _window(now, good_for)
     if first is None:
-        first = await reader.rows_together(*meetings_reads(person_id, now))
+        first = await reader.rows_together(*meetings_reads(person_id, now, good_for=good_for))
     rows, invitations = first
     invited = sorted({row["event_id"] for row in invitations} - {row["id"] for row in rows})
     rows += await _rows_by_ids(reader, _invited, invited, **window)
@@ -178,7 +191,7 @@ async def _meetings(
     exceptions: dict[int, list[_Lean]] = {}
     for row in await _rows_by_ids(reader, _exceptions, recurring):
         exceptions.setdefault(row["series_id"], []).append(_Lean.of(row))
-    return _Meetings(series, exceptions)
+    return Meetings(series, exceptions)
 
 
 async def busy_until(
@@ -188,13 +201,13 @@ async def busy_until(
     *,
     first: list[list[dict[str, Any]]] | None = None,
 ) -> dt.datetime | None:
-    """When the meeting `person_id` is in at `now` ends (back-to-back ones joined), or None.
+    """When the meeting `person_id` is in at `now` ends (back-to-back ones joined), or None;
+    `first` as `meetings` takes it."""
+    return busy_at(await meetings(reader, person_id, now, first=first), now)
 
-    Their timed events, organized or not declined (as schedule.busy_between counts them),
-    read lean for the hover card; `first`: the rows of meetings_reads(person_id, now), when
-    the page has read them already.
-    """
-    meetings = await _meetings(reader, person_id, now, first)
+
+def busy_at(meetings: Meetings, now: dt.datetime) -> dt.datetime | None:
+    """busy_until, from meetings read for a window that holds `now`."""
     until = max(meetings.ends_of_those_on(now), default=None)
     horizon = now + MEETING_LOOKAHEAD
     while until is not None and until < horizon:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from portal.calendar import busy
 from portal.db import CompanyReader, utcnow
-from portal.directory import search, services
+from portal.directory import cards, search, services
 from portal.directory.search import ListedPerson
 from portal.directory.services import CompanyName, Person
 from portal.forms import parse_id, search_text
@@ -149,9 +149,15 @@ async def _viewer_and_person(
 
 async def _viewer_and_card(
     reader: CompanyReader, request: Request, viewer_id: int
-) -> tuple[Person | None, CompanyName | None, _Glimpse]:
-    # A card opened on its own goes to the profile: it shows no meeting to read for.
-    return await _viewer_and_person(reader, request, viewer_id, meetings=is_htmx(request))
+) -> tuple[Person | None, CompanyName | None, cards.Card]:
+    if not is_htmx(request):
+        # A card opened on its own goes to the profile: it shows no meeting to read for.
+        viewer, company, glimpse = await _viewer_and_person(
+            reader, request, viewer_id, meetings=False
+        )
+        return viewer, company, cards.Card(glimpse.person, None, glimpse.now)
+    person_id = parse_id(request.path_params.get("user_id"))
+    return await cards.card_reads(reader, viewer_id, person_id, utcnow())
 
 
 def _colleague_or_404(person: Person | None) -> Person:
@@ -185,16 +191,16 @@ async def profile(request: Request, viewer: Person, glimpse: _Glimpse) -> Respon
 
 
 @lean_page(_viewer_and_card)
-async def card(request: Request, viewer: Person, glimpse: _Glimpse) -> Response:
-    person = _colleague_or_404(glimpse.person)
+async def card(request: Request, viewer: Person, shown: cards.Card) -> Response:
+    person = _colleague_or_404(shown.person)
     if not is_htmx(request):
         # The card is a glimpse of the profile: opened on its own, the profile is what one wants.
         response: Response = redirect(str(request.url_for("directory.profile", user_id=person.id)))
     else:
         context = {
             "person": person,
-            "local": services.local_time(person.time_zone, viewer.time_zone, glimpse.now),
-            "busy": await _meeting_status(request, viewer, person, glimpse),
+            "local": services.local_time(person.time_zone, viewer.time_zone, shown.now),
+            "busy": busy.meeting_status(shown.busy_until(), viewer.time_zone, shown.now),
             "can_invite": may_invite(viewer, person),
         }
         response = render(request, "directory/card.html", context)

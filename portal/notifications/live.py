@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any, Final
 
-import psycopg
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from portal.db import async_url
+from portal.listening import listen
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ CHANNEL: Final = "portal_notifications"
 PENDING: Final = "notifications.pending"
 QUEUE_SIZE = 32
 HEARTBEAT_SECONDS = 15.0
-# The listener checks its connection when it has heard nothing for this long.
-HEALTH_CHECK_SECONDS = 30.0
-RECONNECT_FIRST_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 30.0
 # How long start-up waits for the first LISTEN before serving anyway (and retrying behind).
 STARTUP_WAIT_SECONDS = 5.0
 
@@ -140,6 +136,7 @@ class Broadcaster:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._listened_before = False
         self._previous_handlers: dict[int, Any] = {}
 
     async def start(self) -> None:
@@ -207,39 +204,21 @@ class Broadcaster:
                 subscription.offer(Event(None, subscription.user_id, subscription.company_id))
 
     async def _listen(self) -> None:
-        """LISTEN on one dedicated connection; reconnect with backoff whenever it is lost."""
         conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
-        delay = RECONNECT_FIRST_SECONDS
-        connected_before = False
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    conninfo,
-                    autocommit=True,
-                    application_name="portal-notifications",
-                    keepalives=1,
-                    keepalives_idle=30,
-                    keepalives_interval=10,
-                    keepalives_count=3,
-                ) as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
-                    if connected_before:
-                        self._resync()
-                    connected_before = True
-                    delay = RECONNECT_FIRST_SECONDS
-                    while True:
-                        async for notify in connection.notifies(timeout=HEALTH_CHECK_SECONDS):
-                            self._deliver_payload(notify.payload)
-                        await connection.execute("SELECT 1")
-            except psycopg.Error as error:
-                log.warning("notifications: listener lost (%s); retrying in %.1f s", error, delay)
-            except Exception:
-                # Whatever went wrong, a listener that stops for good would silence every bell.
-                log.exception("notifications: listener failed; retrying in %.1f s", delay)
-            self._listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        await listen(
+            conninfo,
+            CHANNEL,
+            name="portal-notifications",
+            heard=self._deliver_payload,
+            listening=self._listened,
+            lost=self._listening.clear,
+        )
+
+    def _listened(self) -> None:
+        self._listening.set()
+        if self._listened_before:
+            self._resync()
+        self._listened_before = True
 
     def _deliver_payload(self, payload: str) -> None:
         try:
