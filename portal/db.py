@@ -35,7 +35,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
-from portal.freshness import Changes, Kept
+from portal.freshness import Changes, CompanyKept, Kept
 
 metadata = SQLModel.metadata
 
@@ -341,9 +341,9 @@ class CompanyReader:
     def is_sqlite(self) -> bool:
         return self._db.is_sqlite
 
-    def kept(self, name: str, *, keep_for: float, at_most: int) -> Kept[Any, Any]:
-        """Database.kept: the caller keys what it keeps by this reader's company_id."""
-        return self._db.kept(name, keep_for=keep_for, at_most=at_most)
+    def kept(self, name: str, *, keep_for: float, at_most: int) -> CompanyKept[Any, Any]:
+        """Database.kept, for this reader's company."""
+        return CompanyKept(self._db.kept(name, keep_for=keep_for, at_most=at_most), self.company_id)
 
     async def rows(self, query: CompanyQuery, **params: Any) -> list[dict[str, Any]]:
         """The rows `query` finds among the company's, as dicts of the selected columns."""

@@ -70,7 +70,7 @@ class Changes:
         """The count of changes heard of for `company_id`, or None while changes may go
         unheard (nothing may be kept then)."""
         if self._sqlite is not None:
-            if not self._sqlite_heard():
+            if not self._sqlite_heard(self._sqlite):
                 return None
         elif not self._listening.is_set():
             self._listen_soon()
@@ -93,8 +93,8 @@ class Changes:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    def _sqlite_heard(self) -> bool:
-        connection = self._sqlite() if self._sqlite is not None else None
+    def _sqlite_heard(self, lean: Callable[[], sqlite3.Connection | None]) -> bool:
+        connection = lean()
         if connection is None:
             return False  # a memory database: no lean connection to ask
         version = connection.execute("PRAGMA data_version").fetchone()[0]
@@ -175,3 +175,21 @@ class Kept(Generic[K, V]):
         while len(entries) >= self._at_most:
             del entries[next(iter(entries))]
         entries[(company_id, key)] = _Entry(stamp, time.monotonic() + self._keep_for, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyKept(Generic[K, V]):
+    """A Kept as one company's reader sees it (CompanyReader.kept): the company is the
+    reader's, never the caller's, as for the reads themselves."""
+
+    kept: Kept[K, V]
+    company_id: int
+
+    def stamp(self) -> Stamp | None:
+        return self.kept.stamp(self.company_id)
+
+    def get(self, key: K) -> V | None:
+        return self.kept.get(self.company_id, key)
+
+    def keep(self, key: K, stamp: Stamp | None, value: V) -> None:
+        self.kept.keep(self.company_id, key, stamp, value)

@@ -55,12 +55,12 @@ async def card_reads(
     earlier read while current, read (and kept) otherwise."""
     kept = reader.kept("cards", keep_for=KEEP_FOR.total_seconds(), at_most=KEEP_AT_MOST)
     key = (viewer_id, person_id)
-    read: _Read | None = kept.get(reader.company_id, key)
+    read: _Read | None = kept.get(key)
     # The meetings read hold every moment from then for KEEP_FOR; a clock set back holds none.
     if read is None or not read.at <= now < read.at + KEEP_FOR:
-        stamp = kept.stamp(reader.company_id)
+        stamp = kept.stamp()
         read = await _read(reader, viewer_id, person_id, now)
-        kept.keep(reader.company_id, key, stamp, read)
+        kept.keep(key, stamp, read)
     viewing = read.viewing
     return viewing.viewer, viewing.company, Card(viewing.person, read.meetings, now)
 

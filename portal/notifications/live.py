@@ -205,6 +205,7 @@ class Broadcaster:
 
     async def _listen(self) -> None:
         conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listened_before = False  # the first LISTEN of a start has missed nothing
         await listen(
             conninfo,
             CHANNEL,
